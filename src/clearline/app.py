@@ -1,0 +1,81 @@
+"""The FastAPI application factory: JSON API under /api/v1, web pages at /, hot paths mounted ahead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from clearline import __version__
+from clearline.audit.endpoints import router as audit_router
+from clearline.auth.endpoints import router as auth_router
+from clearline.brand.endpoints import router as brand_router
+from clearline.campaign.endpoints import router as campaign_router
+from clearline.catalog.endpoints import router as catalog_router
+from clearline.contract.endpoints import router as contract_router
+from clearline.creator.endpoints import router as creator_router
+from clearline.kit.errors import ClearlineError
+
+STATIC = Path(__file__).parent / "web" / "static"
+
+
+def _api_router() -> APIRouter:
+    api = APIRouter(prefix="/api/v1")
+    for router in (
+        auth_router,
+        brand_router,
+        catalog_router,
+        creator_router,
+        campaign_router,
+        contract_router,
+        audit_router,
+    ):
+        api.include_router(router)
+    return api
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Clearline",
+        version=__version__,
+        description="Creator programs that pay only for sales: contracts, links, attribution, ledger, payouts.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.include_router(_api_router())
+
+    from clearline.web.pages import router as pages_router
+
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(ClearlineError)
+    async def _domain_error(request: Request, exc: ClearlineError) -> object:
+        if _wants_html(request):
+            from clearline.web.pages import error_page
+
+            return error_page(request, exc)
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        names = ", ".join(".".join(e["loc"][1:] or e["loc"]) for e in errors)
+        return JSONResponse(
+            {"error": "validation_failed", "detail": f"invalid field(s): {names}", "errors": errors},
+            status_code=422,
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

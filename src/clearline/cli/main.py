@@ -1,0 +1,223 @@
+"""`clearline` — the command line. Every command has --help and exits non-zero with a one-line reason."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from clearline.cli.common import (
+    AsOption,
+    brand_id_for,
+    command_unit,
+    console,
+    fail,
+    read_file,
+    resolve_actor,
+)
+
+app = typer.Typer(
+    help="Clearline: creator programs that pay only for sales.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and role grants.", no_args_is_help=True)
+apikeys_app = typer.Typer(help="API keys (hashed; shown once).", no_args_is_help=True)
+import_app = typer.Typer(help="CSV imports (all rows or none).", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(apikeys_app, name="apikeys")
+app.add_typer(import_app, name="import")
+app.add_typer(audit_app, name="audit")
+
+
+def _upgrade() -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    root = Path(__file__).resolve().parents[3]
+    ini = root / "alembic.ini"
+    if not ini.exists():
+        fail(f"alembic.ini not found at {ini}")
+    command.upgrade(Config(str(ini)), "head")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration to CLEARLINE_DATABASE_URL."""
+    try:
+        _upgrade()
+    except Exception as exc:  # noqa: BLE001 - any failure becomes one line
+        fail(f"migration failed: {exc}")
+    console.print("[green]database is at the latest revision[/]")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(None, help="Port (default: $PORT or 8000)."),
+) -> None:
+    """Serve the web UI and the API."""
+    import uvicorn
+
+    uvicorn.run(
+        "clearline.app:create_app",
+        factory=True,
+        host=host,
+        port=port or int(os.environ.get("PORT", "8000")),
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@app.command()
+def demo(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(None, help="Port (default: $PORT or 8000)."),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Migrate and seed only."),
+) -> None:
+    """Migrate, seed the pilot program (idempotent), print the logins and serve."""
+    from clearline.config import get_settings
+    from clearline.demo.seed import seed_pilot
+
+    _upgrade()
+    with command_unit() as session:
+        result = seed_pilot(session)
+    port = port or int(os.environ.get("PORT", "8000"))
+    console.print(f"database: {get_settings().database_url}")
+    console.print("pilot seeded" if result.created else "pilot already seeded")
+    table = Table(title=f"Demo logins — http://{host}:{port}/")
+    table.add_column("e-mail")
+    table.add_column("password")
+    for email, password in result.logins:
+        table.add_row(email, password)
+    console.print(table)
+    if not no_serve:
+        serve(host=host, port=port)
+
+
+@users_app.command("create")
+def users_create(
+    email: str = typer.Option(..., help="Login e-mail."),
+    name: str = typer.Option(..., help="Display name."),
+    role: list[str] = typer.Option([], help="role or role:brand-slug; repeat for more grants."),
+    password: str = typer.Option(None, help="Password (prompted when omitted; empty for API-only)."),
+    creator: str = typer.Option(None, help="Creator handle this user acts as."),
+    as_: str = AsOption,
+) -> None:
+    """Create a user with role grants, e.g. --role finance:acme-beauty --role admin."""
+    from clearline.auth import service
+    from clearline.creator import repository as creator_repository
+
+    if password is None:
+        password = (
+            typer.prompt(
+                "Password", hide_input=True, confirmation_prompt=True, default="", show_default=False
+            )
+            or None
+        )
+    with command_unit() as session:
+        actor = resolve_actor(session, as_)
+        grants: list[tuple[str, int | None]] = []
+        for item in role:
+            name_, _, slug = item.partition(":")
+            grants.append((name_, brand_id_for(session, slug) if slug else None))
+        creator_id = None
+        if creator:
+            found = creator_repository.creators_by_handle(session, [creator])
+            if not found:
+                fail(f"no creator {creator!r}")
+            creator_id = found[creator].id
+        user = service.create_user(
+            session, actor, email=email, name=name, password=password, grants=grants, creator_id=creator_id
+        )
+        user_id = user.id
+    console.print(f"created user {user_id} <{email}>")
+
+
+@apikeys_app.command("create")
+def apikeys_create(
+    email: str = typer.Option(..., help="The user the key belongs to."),
+    name: str = typer.Option("cli", help="A label for the key."),
+    as_: str = AsOption,
+) -> None:
+    """Create an API key; the secret is printed once and only its hash is stored."""
+    from sqlalchemy import select
+
+    from clearline.auth import service
+    from clearline.models import User
+
+    with command_unit() as session:
+        actor = resolve_actor(session, as_)
+        user = session.scalar(select(User).where(User.email == email.lower()))
+        if user is None:
+            fail(f"no user {email}")
+        _, secret = service.create_api_key(session, actor, user_id=user.id, name=name)  # type: ignore[union-attr]
+    console.print("API key (shown once, store it now):")
+    print(secret)
+
+
+@import_app.command("skus")
+def import_skus(
+    file: Path = typer.Argument(
+        ..., help="CSV: sku,name,category,tier,price,currency,unit_cost,margin_pct,return_rate_pct"
+    ),
+    brand: str = typer.Option(..., help="Brand slug."),
+    as_: str = AsOption,
+) -> None:
+    """Import or update SKUs; one bad row and nothing is imported."""
+    from clearline.catalog import service
+
+    data = read_file(file)
+    with command_unit() as session:
+        report = service.import_skus(
+            session,
+            resolve_actor(session, as_),
+            brand_id=brand_id_for(session, brand),
+            data=data,
+            reason=f"import {file.name}",
+        )
+    console.print(f"SKUs: {report.created} created, {report.updated} updated")
+
+
+@import_app.command("creators")
+def import_creators(
+    file: Path = typer.Argument(
+        ..., help="CSV: handle,name,email,channels,country,vendor_id,payout_reference"
+    ),
+    brand: str = typer.Option(..., help="Brand slug."),
+    agency: int = typer.Option(None, help="Also add them to this agency's roster (id)."),
+    as_: str = AsOption,
+) -> None:
+    """Import creators (channels separated by ';'); one bad row and nothing is imported."""
+    from clearline.creator import service
+
+    data = read_file(file)
+    with command_unit() as session:
+        actor = resolve_actor(session, as_)
+        report = service.import_creators(
+            session, actor, brand_id=brand_id_for(session, brand), data=data, reason=f"import {file.name}"
+        )
+        if agency is not None:
+            service.import_roster(session, actor, agency_id=agency, data=data)
+    console.print(f"creators: {report.created} created")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; exit 1 naming the first broken link."""
+    from clearline.audit import service
+
+    with command_unit() as session:
+        result = service.verify(session)
+    if not result.ok:
+        fail(f"audit chain broken: {result.problem} ({result.checked} events verified before it)")
+    console.print(f"[green]audit chain intact[/]: {result.checked} events verified")
+
+
+if __name__ == "__main__":
+    app()

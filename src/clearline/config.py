@@ -1,0 +1,51 @@
+"""Settings, read once from the environment (prefix ``CLEARLINE_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLEARLINE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default_factory=lambda: f"sqlite:///{Path.cwd() / 'clearline.db'}",
+        description="SQLAlchemy URL; SQLite file in the working directory by default.",
+    )
+    secret_key: str = Field(
+        default="dev-insecure-change-me",
+        description="Signs sessions, CSRF tokens and click ids; set a long random value in production.",
+    )
+    timezone: str = Field(default="Europe/Berlin", description="Organisation time zone (IANA name).")
+    business_days: list[int] = Field(default=[0, 1, 2, 3, 4], description="Working weekdays, Monday=0.")
+    business_start: dt.time = Field(default=dt.time(9, 0), description="Start of the business day, local.")
+    business_end: dt.time = Field(default=dt.time(17, 0), description="End of the business day, local.")
+    holidays: list[dt.date] = Field(default_factory=list, description="Non-working dates, local.")
+    session_max_age_hours: int = 12
+    huey_storage: str = Field(default="sqlite", description="'sqlite' (embedded) or a redis:// URL.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(value)
+        return value
+
+    @field_validator("business_end")
+    @classmethod
+    def _day_not_empty(cls, value: dt.time, info) -> dt.time:  # type: ignore[no-untyped-def]
+        start = info.data.get("business_start")
+        if start is not None and value <= start:
+            raise ValueError("business_end must be after business_start")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,30 @@
+"""Every model, imported so that Alembic and the metadata see all tables."""
+
+from clearline.models.audit import AuditEvent, AuditHead
+from clearline.models.brand import Brand
+from clearline.models.campaign import Campaign
+from clearline.models.catalog import Offer, Sku
+from clearline.models.contract import Contract, ContractAcceptance, ContractTemplate, ContractTemplateVersion
+from clearline.models.creator import Agency, Creator, RosterEntry
+from clearline.models.user import ROLES, ApiKey, RoleGrant, User, WebSession
+
+__all__ = [
+    "ROLES",
+    "Agency",
+    "ApiKey",
+    "AuditEvent",
+    "AuditHead",
+    "Brand",
+    "Campaign",
+    "Contract",
+    "ContractAcceptance",
+    "ContractTemplate",
+    "ContractTemplateVersion",
+    "Creator",
+    "Offer",
+    "RoleGrant",
+    "RosterEntry",
+    "Sku",
+    "User",
+    "WebSession",
+]
