@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -18,6 +20,7 @@ from clearline.catalog.endpoints import router as catalog_router
 from clearline.contract.endpoints import router as contract_router
 from clearline.creator.endpoints import router as creator_router
 from clearline.kit.errors import ClearlineError
+from clearline.link.endpoints import router as link_router
 
 STATIC = Path(__file__).parent / "web" / "static"
 
@@ -31,6 +34,7 @@ def _api_router() -> APIRouter:
         creator_router,
         campaign_router,
         contract_router,
+        link_router,
         audit_router,
     ):
         api.include_router(router)
@@ -41,8 +45,37 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
-def create_app() -> FastAPI:
+def create_app(*, jobs: bool = False) -> FastAPI:
+    """The application. ``jobs`` also runs the periodic-job consumer in-process (``clearline serve``)."""
+    from clearline.config import get_settings
+    from clearline.kit.db import get_engine
+    from clearline.link.redirect import RedirectMiddleware, Redirector
+
+    settings = get_settings()
+    redirector = Redirector(
+        get_engine(),
+        secret_key=settings.secret_key,
+        log_clicks=settings.click_logging,
+        poll_interval=settings.link_poll_seconds,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redirector.start()
+        consumer = None
+        if jobs and settings.run_jobs:
+            from clearline.kit.jobs import start_consumer
+
+            consumer = start_consumer()
+        try:
+            yield
+        finally:
+            if consumer is not None:
+                consumer.stop(graceful=True)
+            redirector.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Clearline",
         version=__version__,
         description="Creator programs that pay only for sales: contracts, links, attribution, ledger, payouts.",
@@ -50,6 +83,8 @@ def create_app() -> FastAPI:
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
+    app.state.redirector = redirector
+    app.add_middleware(RedirectMiddleware, redirector=redirector)
     app.include_router(_api_router())
 
     from clearline.web.pages import router as pages_router
@@ -79,3 +114,8 @@ def create_app() -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def create_served_app() -> FastAPI:
+    """What `clearline serve` runs: the application plus the in-process periodic jobs."""
+    return create_app(jobs=True)

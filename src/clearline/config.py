@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     business_end: dt.time = Field(default=dt.time(17, 0), description="End of the business day, local.")
     holidays: list[dt.date] = Field(default_factory=list, description="Non-working dates, local.")
     session_max_age_hours: int = 12
+    click_logging: bool = Field(default=True, description="Store clicks (off only to measure its cost).")
+    link_poll_seconds: float = Field(default=0.5, description="How often each worker follows link changes.")
+    run_jobs: bool = Field(default=True, description="Run the periodic jobs consumer inside `serve`.")
     huey_storage: str = Field(default="sqlite", description="'sqlite' (embedded) or a redis:// URL.")
 
     @field_validator("timezone")

@@ -35,6 +35,15 @@ app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
 
 
+def _register_domains() -> None:
+    from clearline.cli import links
+
+    app.add_typer(links.app, name="links")
+
+
+_register_domains()
+
+
 def _upgrade() -> None:
     from alembic import command
     from alembic.config import Config
@@ -97,7 +106,23 @@ def demo(
         table.add_row(email, password)
     console.print(table)
     if not no_serve:
-        serve(host=host, port=port)
+        serve(host=host, port=port, workers=1, log_level="info")
+
+
+@app.command()
+def worker() -> None:
+    """Run the periodic jobs (link health, expiry, SLA checks) on their own, when `serve` runs without them."""
+    import time
+
+    from clearline.kit.jobs import start_consumer
+
+    consumer = start_consumer()
+    console.print("worker running; Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        consumer.stop(graceful=True)
 
 
 @users_app.command("create")
@@ -115,10 +140,7 @@ def users_create(
 
     if password is None:
         password = (
-            typer.prompt(
-                "Password", hide_input=True, confirmation_prompt=True, default="", show_default=False
-            )
-            or None
+            typer.prompt("Password", hide_input=True, confirmation_prompt=True, default="", show_default=False) or None
         )
     with command_unit() as session:
         actor = resolve_actor(session, as_)
@@ -186,9 +208,7 @@ def import_skus(
 
 @import_app.command("creators")
 def import_creators(
-    file: Path = typer.Argument(
-        ..., help="CSV: handle,name,email,channels,country,vendor_id,payout_reference"
-    ),
+    file: Path = typer.Argument(..., help="CSV: handle,name,email,channels,country,vendor_id,payout_reference"),
     brand: str = typer.Option(..., help="Brand slug."),
     agency: int = typer.Option(None, help="Also add them to this agency's roster (id)."),
     as_: str = AsOption,

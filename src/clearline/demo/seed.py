@@ -29,7 +29,14 @@ from clearline.creator.schemas import AgencyCreate
 
 BRAND_SLUG = "acme-beauty"
 PASSWORD = "clearline-demo"  # noqa: S105 - the published demo login
-PILOT_START = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+PILOT_DAYS = 30
+
+
+def pilot_start() -> dt.datetime:
+    """The pilot ran for the last 30 days, so the demo always shows a program in flight."""
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - dt.timedelta(days=PILOT_DAYS)
+
 
 STAFF = [
     ("admin@clearline.demo", "Ada Admin", "admin"),
@@ -143,13 +150,10 @@ def _catalog_csv(rng: random.Random) -> str:
             rate = f"{rng.uniform(rlo, rhi):.1f}"
             if n % 3:  # most SKUs carry a unit cost, some only a margin %
                 cost = f"{float(price) * (100 - rng.randint(mlo, mhi)) / 100:.2f}"
-                lines.append(
-                    f"ACME-{tier.upper()}{n:03d},{name},{category},{tier},{price},USD,{cost},,{rate}"
-                )
+                lines.append(f"ACME-{tier.upper()}{n:03d},{name},{category},{tier},{price},USD,{cost},,{rate}")
             else:
                 lines.append(
-                    f"ACME-{tier.upper()}{n:03d},{name},{category},{tier},{price},USD,,"
-                    f"{rng.randint(mlo, mhi)},{rate}"
+                    f"ACME-{tier.upper()}{n:03d},{name},{category},{tier},{price},USD,,{rng.randint(mlo, mhi)},{rate}"
                 )
     return "\n".join(lines) + "\n"
 
@@ -164,6 +168,7 @@ def seed_pilot(session: Session) -> SeedResult:
     if existing is not None:
         return SeedResult(False, existing.id, logins)
     system = Actor.system("demo-seed")
+    start = pilot_start()
     rng = random.Random(20261124)
     brand = brand_service.create_brand(
         session,
@@ -184,16 +189,12 @@ def seed_pilot(session: Session) -> SeedResult:
         users[role if role not in users else role + "2"] = auth_service.create_user(
             session, system, email=email, name=name, password=PASSWORD, grants=[(role, grant_brand)]
         )
-    catalog_service.import_skus(
-        session, system, brand_id=brand.id, data=_catalog_csv(rng), reason="pilot seed"
-    )
+    catalog_service.import_skus(session, system, brand_id=brand.id, data=_catalog_csv(rng), reason="pilot seed")
     creators_csv = "handle,name,email,channels,country,vendor_id,payout_reference\n" + "\n".join(
         f"{h},{n},{h}@creators.demo,{c},{country},V-{i:04d},IBAN-DEMO-{i:04d}"
         for i, (h, n, c, country) in enumerate(CREATORS, start=1)
     )
-    creator_service.import_creators(
-        session, system, brand_id=brand.id, data=creators_csv, reason="pilot seed"
-    )
+    creator_service.import_creators(session, system, brand_id=brand.id, data=creators_csv, reason="pilot seed")
     from clearline.creator import repository as creator_repository
 
     creators = creator_repository.creators_by_handle(session, [h for h, *_ in CREATORS])
@@ -259,8 +260,8 @@ def seed_pilot(session: Session) -> SeedResult:
         data=OfferCreate(
             code="GLOW20",
             name="Glow season 20 % off serums and care",
-            starts_at=PILOT_START,
-            ends_at=PILOT_START + dt.timedelta(days=60),
+            starts_at=start,
+            ends_at=start + dt.timedelta(days=60),
             eligible_skus=[
                 line.split(",")[0]
                 for line in _catalog_csv(random.Random(20261124)).splitlines()[1:]
@@ -274,9 +275,9 @@ def seed_pilot(session: Session) -> SeedResult:
         session,
         legal,
         offer_id=offer.id,
-        language="20% off selected serums and care. Ends Nov 30. Terms apply.",
+        language="20% off selected serums and care. For a limited time. Terms apply.",
     )
-    campaign_service.create_campaign(
+    campaign = campaign_service.create_campaign(
         session,
         auth_service.actor_for(session, users["marketing"]),
         brand_id=brand.id,
@@ -285,8 +286,8 @@ def seed_pilot(session: Session) -> SeedResult:
             name="Glow season pilot",
             offer_id=offer.id,
             payment_model="cpa",
-            starts_at=PILOT_START,
-            ends_at=PILOT_START + dt.timedelta(days=60),
+            starts_at=start,
+            ends_at=start + dt.timedelta(days=60),
             fallback_url="https://shop.acme-beauty.com/collections/glow",
         ),
     )
@@ -332,7 +333,7 @@ def seed_pilot(session: Session) -> SeedResult:
                 creator_id=creators[handle].id,
                 template_version_id=v2.id,
                 terms=ContractTerms.model_validate(terms),
-                starts_at=PILOT_START,
+                starts_at=start,
             ),
         )
         contract_service.accept_contract(session, creator_actors[handle], contract_id=contract.id)
@@ -344,10 +345,32 @@ def seed_pilot(session: Session) -> SeedResult:
             agency_id=agency.id,
             template_version_id=v2.id,
             terms=ContractTerms.model_validate(hybrid),
-            starts_at=PILOT_START,
+            starts_at=start,
         ),
     )
     contract_service.accept_contract(
         session, auth_service.actor_for(session, agency_user), contract_id=agency_contract.id
     )
+    _seed_links(session, auth_service.actor_for(session, users["social_ops"]), campaign.id, creators)
     return SeedResult(True, brand.id, logins)
+
+
+def _seed_links(session: Session, ops: Actor, campaign_id: int, creators: dict) -> None:  # type: ignore[type-arg]
+    """Every creator gets a live, signed-off canonical link and a readable coupon code."""
+    from clearline.link import coupon, service
+
+    for handle, _name, channels, _country in CREATORS:
+        creator = creators[handle]
+        link = service.issue_link(
+            session,
+            ops,
+            campaign_id=campaign_id,
+            creator_id=creator.id,
+            channel=channels.split(";")[0],
+            destination_url="https://shop.acme-beauty.com/collections/glow?ref=creator",
+        )
+        service.sign_off(session, ops, link_id=link.id, comment="pilot launch")
+        coupon.issue_creator_code(session, ops, campaign_id=campaign_id, creator_id=creator.id)
+    coupon.issue_batch(
+        session, ops, campaign_id=campaign_id, count=20, prefix="GLOWVIP", creator_id=creators["anna.glow"].id
+    )

@@ -6,9 +6,25 @@ from clearline.models.campaign import Campaign
 from clearline.models.catalog import Offer, Sku
 from clearline.models.contract import Contract, ContractAcceptance, ContractTemplate, ContractTemplateVersion
 from clearline.models.creator import Agency, Creator, RosterEntry
+from clearline.models.link import (
+    LINK_STATUSES,
+    Click,
+    CouponCode,
+    Link,
+    LinkChange,
+    Notification,
+    UtmTemplate,
+)
 from clearline.models.user import ROLES, ApiKey, RoleGrant, User, WebSession
 
 __all__ = [
+    "LINK_STATUSES",
+    "Click",
+    "CouponCode",
+    "Link",
+    "LinkChange",
+    "Notification",
+    "UtmTemplate",
     "ROLES",
     "Agency",
     "ApiKey",

@@ -1,0 +1,28 @@
+"""Background and periodic jobs (Huey): SQLite storage by default, Redis when configured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huey import Huey, RedisHuey, SqliteHuey
+
+from clearline.config import get_settings
+
+
+def _make_huey() -> Huey:
+    storage = get_settings().huey_storage
+    if storage.startswith("redis://"):
+        return RedisHuey("clearline", url=storage)
+    return SqliteHuey("clearline", filename=str(Path.cwd() / "clearline-jobs.db"))
+
+
+huey = _make_huey()
+
+
+def start_consumer():  # type: ignore[no-untyped-def]
+    """Run a consumer on threads inside this process (what `clearline serve` does for a pilot)."""
+    import clearline.link.tasks  # noqa: F401  (registers the periodic tasks)
+
+    consumer = huey.create_consumer(workers=1, periodic=True, worker_type="thread", check_worker_health=False)
+    consumer.start()
+    return consumer

@@ -1,0 +1,279 @@
+"""GET /r/{code} exactly as INTERFACES §1, served by the hot path in front of FastAPI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from clearline.kit.signing import Signer
+from clearline.link import repository, service
+from clearline.link.redirect import RedirectMiddleware, Redirector
+from clearline.models import Click, Link
+from tests.link.conftest import contracted_creator
+
+SECRET = "test-secret-key"
+FALLBACK = "https://shop.example.com/fallback"
+
+
+async def _framework(scope, receive, send):  # type: ignore[no-untyped-def]
+    await send({"type": "http.response.start", "status": 418, "headers": []})
+    await send({"type": "http.response.body", "body": b"framework"})
+
+
+@pytest.fixture
+def redirector(program) -> Iterator[Redirector]:  # type: ignore[no-untyped-def]
+    hot = Redirector(program.engine, secret_key=SECRET, poll_interval=3600)
+    hot.start()
+    yield hot
+    hot.stop()
+
+
+@pytest.fixture
+def web(redirector: Redirector) -> TestClient:
+    return TestClient(RedirectMiddleware(_framework, redirector), follow_redirects=False)
+
+
+def issue(
+    ops_session, program, *, url="https://shop.example.com/p/1?color=red#reviews", sku="", live=True, **kwargs
+) -> Link:  # type: ignore[no-untyped-def]
+    """A committed link for a fresh contracted creator."""
+    session, actor = ops_session
+    creator_id = contracted_creator(session, program.brand_id)
+    link = service.issue_link(
+        session,
+        actor,
+        campaign_id=program.campaign_id,
+        creator_id=creator_id,
+        channel="Instagram",
+        destination_url=url,
+        sku=sku,
+        **kwargs,
+    )
+    if live:
+        service.sign_off(session, actor, link_id=link.id)
+    session.commit()
+    return link
+
+
+def clicks(program, link_id: int) -> list[Click]:  # type: ignore[no-untyped-def]
+    with Session(program.engine) as session:
+        return list(session.scalars(select(Click).where(Click.link_id == link_id).order_by(Click.id)))
+
+
+def clid(answer) -> str:  # type: ignore[no-untyped-def]
+    return parse_qs(urlsplit(answer.headers["location"]).query)["clid"][0]
+
+
+class TestLiveLink:
+    def test_live_link_redirects_with_utm_and_signed_click_id(self, web, redirector, ops_session, program):
+        link = issue(ops_session, program, sku="SKU-A1")
+        redirector.links.refresh()
+        answer = web.get(
+            f"/r/{link.code}", headers={"user-agent": "Mozilla/5.0", "referer": "https://ig.me/x", "cf-ipcountry": "de"}
+        )
+        assert answer.status_code == 302
+        location = urlsplit(answer.headers["location"])
+        assert (location.scheme, location.netloc, location.path, location.fragment) == (
+            "https",
+            "shop.example.com",
+            "/p/1",
+            "reviews",
+        )
+        query = parse_qs(location.query)
+        assert query["color"] == ["red"]
+        assert query["utm_medium"] == ["affiliate"]
+        assert query["utm_source"] == ["instagram"]
+        assert query["utm_campaign"] == ["spring-drop"]
+        assert query["utm_id"] == [str(program.campaign_id)]
+        assert query["utm_term"] == ["sku-a1"]
+        click_id = Signer(SECRET, "click-id").unsign(query["clid"][0])
+        assert click_id is not None
+        redirector.writer.flush()
+        [click] = clicks(program, link.id)
+        assert click.click_id == click_id
+        assert click.outcome == "live" and not click.is_bot and not click.is_repeat
+        assert click.country == "DE" and click.referrer == "https://ig.me/x"
+        assert len(click.ip_hash) == 64 and "testclient" not in click.ip_hash
+
+    def test_request_parameters_never_change_the_destination(self, web, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        answer = web.get(
+            f"/r/{link.code}?url=https://evil.example.net&next=//evil.example.net", headers={"host": "evil.example.net"}
+        )
+        assert answer.status_code == 302
+        assert urlsplit(answer.headers["location"]).netloc == "shop.example.com"
+        assert "evil" not in answer.headers["location"]
+
+    def test_repeat_visitor_keeps_first_click_id_and_is_flagged(self, web, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        first = web.get(f"/r/{link.code}", headers={"user-agent": "Phone A"})
+        second = web.get(f"/r/{link.code}", headers={"user-agent": "Phone A"})
+        other = web.get(f"/r/{link.code}", headers={"user-agent": "Laptop B"})
+        assert clid(first) == clid(second) != clid(other)
+        redirector.writer.flush()
+        assert [c.is_repeat for c in clicks(program, link.id)] == [False, True, False]
+
+    def test_bots_and_head_requests_are_logged_as_bots(self, web, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        web.get(f"/r/{link.code}", headers={"user-agent": "facebookexternalhit/1.1"})
+        web.head(f"/r/{link.code}", headers={"user-agent": "Mozilla/5.0"})
+        web.get(f"/r/{link.code}", headers={"user-agent": "Mozilla/5.0 (iPhone)"})
+        redirector.writer.flush()
+        assert [c.is_bot for c in clicks(program, link.id)] == [True, True, False]
+
+    def test_other_paths_reach_the_framework(self, web):
+        assert web.get("/api/v1/brands").status_code == 418
+        assert web.get("/r/").status_code == 418
+        assert web.get("/r/a/b").status_code == 418
+        assert web.post("/r/abc").status_code == 418
+
+
+class TestClickIds:
+    def test_altered_or_forged_click_ids_are_refused(self):
+        signer = Signer(SECRET, "click-id")
+        signed = signer.sign("01JDX4Q8ZB7AB")
+        assert signer.unsign(signed) == "01JDX4Q8ZB7AB"
+        value, sig = signed.split(".")
+        assert signer.unsign(f"01JDX4Q8ZB7AC.{sig}") is None
+        assert signer.unsign(f"{value}.{'A' * len(sig)}") is None
+        assert signer.unsign(value) is None
+        assert signer.unsign("") is None
+        assert Signer("another-secret", "click-id").unsign(signed) is None
+        assert Signer(SECRET, "other-purpose").unsign(signed) is None
+
+
+class TestNotLive:
+    def test_unknown_code_is_404(self, web):
+        assert web.get("/r/doesnotexist").status_code == 404
+
+    def test_expired_link_goes_to_fallback_without_attribution(self, web, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        session, _ = ops_session
+        session.execute(
+            update(Link).where(Link.id == link.id).values(expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+        )
+        repository.touch(session, link.id)
+        session.commit()
+        redirector.links.refresh()
+        answer = web.get(f"/r/{link.code}")
+        assert (answer.status_code, answer.headers["location"]) == (302, FALLBACK)
+        redirector.writer.flush()
+        assert [c.outcome for c in clicks(program, link.id)] == ["expired"]
+
+    def test_single_use_link_works_once(self, web, redirector, ops_session, program):
+        link = issue(ops_session, program, is_single_use=True)
+        redirector.links.refresh()
+        first = web.get(f"/r/{link.code}")
+        second = web.get(f"/r/{link.code}")
+        assert "clid=" in first.headers["location"]
+        assert second.headers["location"] == FALLBACK
+        redirector.writer.flush()
+        assert [c.outcome for c in clicks(program, link.id)] == ["live", "used"]
+        with Session(program.engine) as session:
+            assert session.get(Link, link.id).used_at is not None
+
+    def test_single_use_is_claimed_once_across_workers(self, ops_session, program):
+        link = issue(ops_session, program, is_single_use=True)
+        workers = [Redirector(program.engine, secret_key=SECRET, poll_interval=3600) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        try:
+            answers = [
+                TestClient(RedirectMiddleware(_framework, w), follow_redirects=False).get(f"/r/{link.code}")
+                for w in workers
+            ]
+        finally:
+            for worker in workers:
+                worker.stop()
+        assert sorted(a.headers["location"] == FALLBACK for a in answers) == [False, True]
+
+    def test_retired_link_goes_to_fallback(self, web, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        session, actor = ops_session
+        service.retire(session, actor, link_id=link.id, reason="creator left")
+        session.commit()
+        redirector.links.refresh()
+        assert web.get(f"/r/{link.code}").headers["location"] == FALLBACK
+
+    def test_link_pending_signoff_carries_no_attribution(self, web, redirector, ops_session, program):
+        link = issue(ops_session, program, live=False)
+        redirector.links.refresh()
+        assert web.get(f"/r/{link.code}").headers["location"] == FALLBACK
+        redirector.writer.flush()
+        assert [c.outcome for c in clicks(program, link.id)] == ["not_live"]
+
+
+class TestMapStaysCurrent:
+    def test_rotation_reaches_a_running_worker(self, web, redirector, ops_session, program):
+        link = issue(ops_session, program, url="https://shop.example.com/old")
+        redirector.links.refresh()
+        assert urlsplit(web.get(f"/r/{link.code}").headers["location"]).path == "/old"
+        session, actor = ops_session
+        service.rotate(
+            session, actor, link_id=link.id, destination_url="https://shop.example.com/new", reason="old page sold out"
+        )
+        session.commit()
+        assert redirector.links.refresh() == 1
+        assert urlsplit(web.get(f"/r/{link.code}").headers["location"]).path == "/new"
+
+    def test_poller_picks_up_changes_without_being_asked(self, ops_session, program):
+        import time
+
+        hot = Redirector(program.engine, secret_key=SECRET, poll_interval=0.05)
+        hot.start()
+        try:
+            link = issue(ops_session, program)
+            deadline = time.time() + 5
+            while link.code not in hot.links.entries and time.time() < deadline:
+                time.sleep(0.02)
+            assert hot.links.entries[link.code].status == "live"
+        finally:
+            hot.stop()
+
+
+class TestNoClickLost:
+    def test_graceful_restart_keeps_every_click(self, ops_session, program):
+        link = issue(ops_session, program)
+        before = len(clicks(program, link.id))
+        sent = 0
+        for _ in range(2):  # two server lifetimes, stopped gracefully in between
+            hot = Redirector(program.engine, secret_key=SECRET, poll_interval=3600)
+            hot.writer.interval = 3600  # nothing flushes on its own: only the shutdown can save them
+            hot.start()
+            client = TestClient(RedirectMiddleware(_framework, hot), follow_redirects=False)
+            for i in range(250):
+                assert client.get(f"/r/{link.code}", headers={"user-agent": f"agent {i}"}).status_code == 302
+                sent += 1
+            assert hot.writer.pending > 0
+            hot.stop()
+        with Session(program.engine) as session:
+            stored = session.scalar(select(func.count()).select_from(Click).where(Click.link_id == link.id))
+        assert stored - before == sent == 500
+
+    def test_a_failed_flush_keeps_the_clicks_for_the_next_one(self, ops_session, program):
+        link = issue(ops_session, program)
+        hot = Redirector(program.engine, secret_key=SECRET, poll_interval=3600)
+        hot.start()
+        hot.writer.stop()
+        client = TestClient(RedirectMiddleware(_framework, hot), follow_redirects=False)
+        client.get(f"/r/{link.code}")
+        real_engine = hot.writer.engine
+
+        class Broken:
+            def begin(self):  # type: ignore[no-untyped-def]
+                raise RuntimeError("database down")
+
+        hot.writer.engine = Broken()  # type: ignore[assignment]
+        assert hot.writer.flush() == 0 and hot.writer.pending == 1
+        hot.writer.engine = real_engine
+        assert hot.writer.flush() == 1
+        hot.stop()
