@@ -17,8 +17,10 @@ from clearline.auth.endpoints import router as auth_router
 from clearline.brand.endpoints import router as brand_router
 from clearline.campaign.endpoints import router as campaign_router
 from clearline.catalog.endpoints import router as catalog_router
+from clearline.commission.endpoints import router as commission_router
 from clearline.contract.endpoints import router as contract_router
 from clearline.creator.endpoints import router as creator_router
+from clearline.ingest.endpoints import router as ingest_router
 from clearline.kit.errors import ClearlineError
 from clearline.link.endpoints import router as link_router
 
@@ -35,6 +37,8 @@ def _api_router() -> APIRouter:
         campaign_router,
         contract_router,
         link_router,
+        ingest_router,
+        commission_router,
         audit_router,
     ):
         api.include_router(router)

@@ -104,3 +104,16 @@ def unit_of_work(session: Session | None = None) -> Iterator[Session]:
     finally:
         if own:
             session.close()
+
+
+def insert_ignore(table: Any, dialect_name: str, *, conflict: list[str]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL (the one place that knows the dialects)."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=conflict)
+    if dialect_name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict)
+    raise NotImplementedError(f"no insert-or-ignore for {dialect_name}")

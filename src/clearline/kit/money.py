@@ -104,3 +104,8 @@ def parse_to_minor(value: object, currency: str, *, field: str = "amount") -> in
     if minor != minor.to_integral_value():
         raise MoneyError(f"{field}: {value!r} has more digits than {currency.upper()} allows")
     return int(minor)
+
+
+def round_units(value: Decimal) -> int:
+    """Round an amount already expressed in minor units, half-up, to a whole number of them."""
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))

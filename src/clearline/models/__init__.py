@@ -4,8 +4,10 @@ from clearline.models.audit import AuditEvent, AuditHead
 from clearline.models.brand import Brand
 from clearline.models.campaign import Campaign
 from clearline.models.catalog import Offer, Sku
+from clearline.models.commission import CommissionLine, LedgerAccount, LedgerEntry, LedgerPosting
 from clearline.models.contract import Contract, ContractAcceptance, ContractTemplate, ContractTemplateVersion
 from clearline.models.creator import Agency, Creator, RosterEntry
+from clearline.models.ingest import BrandSecret, FxRate, InboxEvent
 from clearline.models.link import (
     LINK_STATUSES,
     Click,
@@ -15,9 +17,21 @@ from clearline.models.link import (
     Notification,
     UtmTemplate,
 )
+from clearline.models.order import Attribution, Order, OrderLine, Refund
 from clearline.models.user import ROLES, ApiKey, RoleGrant, User, WebSession
 
 __all__ = [
+    "Attribution",
+    "BrandSecret",
+    "CommissionLine",
+    "FxRate",
+    "InboxEvent",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerPosting",
+    "Order",
+    "OrderLine",
+    "Refund",
     "LINK_STATUSES",
     "Click",
     "CouponCode",

@@ -1,0 +1,108 @@
+"""Re-attribution: an explicit, audited action. It never edits what was decided or paid: the current
+attribution is superseded, its commissions are reversed through the ledger, and the order earns anew."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clearline.attribution.service import current
+from clearline.audit import service as audit
+from clearline.auth.actor import Actor
+from clearline.brand import repository as brand_repository
+from clearline.commission import service as commission_service
+from clearline.creator import repository as creator_repository
+from clearline.kit.clock import utcnow
+from clearline.kit.errors import NotFoundError
+from clearline.ledger import service as ledger
+from clearline.link import repository as link_repository
+from clearline.models import Attribution, CommissionLine, Order, OrderLine
+
+
+def reattribute(
+    session: Session,
+    actor: Actor,
+    *,
+    brand_id: int,
+    order_id: str,
+    creator_id: int | None,
+    campaign_id: int | None,
+    reason: str,
+) -> dict[str, Any]:
+    brand = brand_repository.get(session, actor, brand_id)
+    actor.require("finance", brand_id=brand.id)
+    order = session.scalar(select(Order).where(Order.brand_id == brand.id, Order.external_id == order_id))
+    if order is None:
+        raise NotFoundError(f"no order {order_id}")
+    before = current(session, order.id)
+    if creator_id is not None:
+        creator_repository.get_creator(session, actor, creator_id)
+    now = utcnow()
+    reversed_total = 0
+    if before is not None:
+        lines = list(session.scalars(select(CommissionLine).where(CommissionLine.attribution_id == before.id)))
+        transfers = []
+        for c in lines:
+            remaining = c.amount - c.reversed_amount
+            if remaining <= 0:
+                continue
+            source = ledger.AVAILABLE if c.cleared_at is not None else ledger.PENDING
+            c.reversed_amount = c.amount
+            reversed_total += remaining
+            transfers.append(
+                ledger.Transfer(
+                    key=f"commission.reattributed:{c.id}",
+                    kind="commission.reattributed",
+                    debit=commission_service.account(c, source),
+                    credit=commission_service.account(c, ledger.EXPENSE),
+                    amount=remaining,
+                    commission_line_id=c.id,
+                    effective_at=now,
+                    memo=f"re-attribution: {reason}",
+                )
+            )
+        ledger.post(session, transfers)
+        commission_service.mark_superseded(session, before.id)
+    contract = None
+    if creator_id is not None:
+        contract = link_repository.accepted_contract_for(
+            session, brand_id=brand.id, creator_id=creator_id, at=order.ordered_at
+        )
+    after = Attribution(
+        order_id=order.id,
+        brand_id=brand.id,
+        via="manual" if creator_id else "none",
+        creator_id=creator_id,
+        campaign_id=campaign_id or (before.campaign_id if before else None),
+        contract_id=contract.id if contract else None,
+        reason=f"Re-attributed by {actor.label}: {reason}",
+        is_current=True,
+        created_by=actor.label,
+    )
+    session.add(after)
+    session.flush()
+    created = []
+    if contract is not None:
+        order_lines = list(session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)))
+        created = commission_service.accrue(session, order=order, lines=order_lines, attribution=after)
+    audit.record(
+        session,
+        actor,
+        "order.reattributed",
+        order,
+        before={"attribution_id": before.id if before else None, "creator_id": before.creator_id if before else None},
+        after={
+            "attribution_id": after.id,
+            "creator_id": creator_id,
+            "reversed": reversed_total,
+            "new_lines": [c.id for c in created],
+        },
+        reason=reason,
+    )
+    return {
+        "attribution_id": after.id,
+        "reversed_amount": reversed_total,
+        "commission_line_ids": [c.id for c in created],
+    }

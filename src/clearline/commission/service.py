@@ -1,0 +1,390 @@
+"""Commission lines and the money they move: accrual, clearing, reserves, reversals and clawbacks.
+
+Money path per line (ledger accounts of the payee, per brand and currency):
+  accrued   brand expense → payee pending          (at order time)
+  cleared   payee pending → payee available        (at the end of the verification window)
+            (with a rolling reserve: the reserve share goes to payee reserve until its release date)
+  reversed  payee pending → brand expense          (a return inside the window)
+  clawed back payee available → brand expense      (a return or chargeback after clearing or payout;
+                                                    available may go negative and nets off later)
+  paid      payee available → brand payouts        (payout runs)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from clearline.commission import calc, fx
+from clearline.contract.terms import ContractTerms, default_verification_days
+from clearline.kit import money
+from clearline.kit.clock import utcnow
+from clearline.ledger import service as ledger
+from clearline.models import (
+    Attribution,
+    Campaign,
+    CommissionLine,
+    Contract,
+    ContractTemplateVersion,
+    Offer,
+    Order,
+    OrderLine,
+    Refund,
+    Sku,
+)
+
+PERFORMANCE_RULES = ("cpa_unit", "cpa_order", "revshare_net_revenue", "revshare_gross_margin")
+
+
+def payee_of(contract: Contract) -> tuple[str, int]:
+    """Creators under an agency contract are paid to the agency."""
+    return ("agency", contract.agency_id) if contract.agency_id else ("creator", contract.creator_id)  # type: ignore[return-value]
+
+
+def account(line: CommissionLine, kind: str) -> ledger.Account:
+    if kind == ledger.EXPENSE:
+        return ledger.Account(line.brand_id, "brand", line.brand_id, ledger.EXPENSE, line.currency)
+    return ledger.Account(line.brand_id, line.payee_type, line.payee_id, kind, line.currency)
+
+
+def period_of(at: dt.datetime) -> str:
+    return at.strftime("%Y-%m")
+
+
+def eligibility(
+    session: Session, *, order: Order, lines: list[OrderLine], campaign: Campaign | None
+) -> tuple[list[OrderLine], dict[int, str]]:
+    """Lines whose SKU is eligible for the campaign's offer, inside its window and not excluded."""
+    offer = session.get(Offer, campaign.offer_id) if campaign and campaign.offer_id else None
+    skus = {
+        s.sku: s
+        for s in session.scalars(select(Sku).where(Sku.brand_id == order.brand_id, Sku.sku.in_([x.sku for x in lines])))
+    }
+    eligible, reasons = [], {}
+    for line in lines:
+        if line.sku not in skus:
+            reasons[line.line_no] = f"SKU {line.sku} is not in the catalog"
+        elif offer is not None and line.sku in offer.excluded_skus:
+            reasons[line.line_no] = f"SKU {line.sku} is excluded from offer {offer.code}"
+        elif offer is not None and offer.eligible_skus and line.sku not in offer.eligible_skus:
+            reasons[line.line_no] = f"SKU {line.sku} is not eligible for offer {offer.code}"
+        elif offer is not None and not offer.starts_at <= order.ordered_at <= offer.ends_at:
+            reasons[line.line_no] = f"the order is outside offer {offer.code}'s window"
+        elif campaign is not None and not campaign.starts_at <= order.ordered_at:
+            reasons[line.line_no] = f"the order is before campaign {campaign.slug} started"
+        else:
+            eligible.append(line)
+    return eligible, reasons
+
+
+def _inputs(session: Session, *, order: Order, lines: list[OrderLine], terms: ContractTerms) -> list[calc.LineInput]:
+    skus = {
+        s.sku: s
+        for s in session.scalars(select(Sku).where(Sku.brand_id == order.brand_id, Sku.sku.in_([x.sku for x in lines])))
+    }
+    result = []
+    for line in lines:
+        sku = skus[line.sku]
+        to_order = fx.rate(session, day=order.ordered_at.date(), base=sku.currency, quote=order.currency)
+        price = money.from_minor(sku.price_amount, sku.currency)
+        if sku.unit_cost_amount is not None:
+            cost = money.from_minor(sku.unit_cost_amount, sku.currency)
+        else:
+            cost = price * (1 - Decimal(sku.margin_bp or 0) / 10000)
+        days = terms.verification_window_days
+        if days is None:
+            days = default_verification_days(Decimal(sku.return_rate_bp) / 10000)
+        result.append(
+            calc.LineInput(
+                order_line_id=line.id,
+                line_no=line.line_no,
+                sku=line.sku,
+                quantity=line.quantity,
+                net=money.from_minor(line.net_amount, order.currency),
+                unit_price=price * to_order,
+                unit_cost=cost * to_order,
+                tier=sku.tier,
+                verification_days=days,
+            )
+        )
+    return result
+
+
+def _period_remaining(session: Session, contract: Contract, terms: ContractTerms, period: str) -> int | None:
+    if terms.cap_per_period is None:
+        return None
+    used = session.scalar(
+        select(func.coalesce(func.sum(CommissionLine.amount - CommissionLine.reversed_amount), 0)).where(
+            CommissionLine.contract_id == contract.id,
+            CommissionLine.period == period,
+            CommissionLine.rule.in_(PERFORMANCE_RULES),
+        )
+    )
+    return money.to_minor(terms.cap_per_period, terms.currency) - int(used or 0)
+
+
+def accrue(session: Session, *, order: Order, lines: list[OrderLine], attribution: Attribution) -> list[CommissionLine]:
+    """One commission line per eligible order line (per rule), accrued to the payee's pending balance."""
+    if attribution.contract_id is None:
+        return []
+    contract = session.get(Contract, attribution.contract_id)
+    assert contract is not None
+    terms = ContractTerms.model_validate(contract.terms)
+    campaign = session.get(Campaign, attribution.campaign_id) if attribution.campaign_id else None
+    eligible, _ = eligibility(session, order=order, lines=lines, campaign=campaign)
+    if not eligible:
+        return []
+    inputs = _inputs(session, order=order, lines=eligible, terms=terms)
+    rate = fx.rate(session, day=order.ordered_at.date(), base=order.currency, quote=terms.currency)
+    period = period_of(order.ordered_at)
+    computed = calc.compute(
+        terms,
+        inputs,
+        is_new_customer=order.is_new_customer,
+        fx=rate,
+        period_cap_remaining=_period_remaining(session, contract, terms, period),
+    )
+    version = (
+        session.scalar(
+            select(ContractTemplateVersion.version).where(ContractTemplateVersion.id == contract.template_version_id)
+        )
+        or 0
+    )
+    payee_type, payee_id = payee_of(contract)
+    by_line = {x.id: x for x in eligible}
+    per_order_days = max(x.verification_days for x in inputs)
+    created = []
+    for item in computed:
+        line = by_line[item.line.order_line_id]
+        days = per_order_days if item.rule == "cpa_order" else item.line.verification_days
+        created.append(
+            CommissionLine(
+                key=f"line:{line.id}:attr:{attribution.id}:{item.rule}",
+                brand_id=order.brand_id,
+                order_id=order.id,
+                order_line_id=line.id,
+                line_no=line.line_no,
+                sku=line.sku,
+                attribution_id=attribution.id,
+                contract_id=contract.id,
+                contract_version=version,
+                creator_id=attribution.creator_id,
+                payee_type=payee_type,
+                payee_id=payee_id,
+                rule=item.rule,
+                period=period,
+                tier=item.tier,
+                rate=str(item.rate),
+                customer_type=item.customer_type,
+                quantity=line.quantity,
+                order_currency=order.currency,
+                net_revenue_amount=line.net_amount,
+                gross_margin_amount=money.to_minor(item.line.gross_margin, order.currency),
+                unit_price_amount=money.to_minor(item.line.unit_price, order.currency),
+                unit_cost_amount=money.to_minor(item.line.unit_cost, order.currency),
+                fx_rate=str(rate),
+                currency=terms.currency,
+                amount=item.amount,
+                note=item.note,
+                earned_at=order.ordered_at,
+                eligible_at=order.ordered_at + dt.timedelta(days=days),
+            )
+        )
+    session.add_all(created)
+    session.flush()
+    ledger.post(
+        session,
+        [
+            ledger.Transfer(
+                key=f"commission.accrued:{c.id}",
+                kind="commission.accrued",
+                debit=account(c, ledger.EXPENSE),
+                credit=account(c, ledger.PENDING),
+                amount=c.amount,
+                commission_line_id=c.id,
+                memo=f"order {order.external_id} line {c.line_no} {c.rule}",
+                effective_at=order.ordered_at,
+            )
+            for c in created
+        ],
+    )
+    return created
+
+
+def reverse(
+    session: Session,
+    *,
+    order: Order,
+    refund: Refund,
+    applied: list[tuple[OrderLine, int]],
+    attribution_id: int | None = None,
+) -> list[tuple[CommissionLine, int]]:
+    """Reverse each commission line in proportion to the refunded share of its line (a per-order CPA: of the
+    order's eligible net revenue); inside the window from pending, after it as a clawback from available."""
+    refunded_now: dict[int, int] = defaultdict(int)
+    for line, amount in applied:
+        refunded_now[line.id] += amount
+    current = attribution_id or session.scalar(
+        select(Attribution.id).where(Attribution.order_id == order.id, Attribution.is_current.is_(True))
+    )
+    commission_lines = list(
+        session.scalars(
+            select(CommissionLine)
+            .where(CommissionLine.order_id == order.id, CommissionLine.attribution_id == current)
+            .order_by(CommissionLine.id)
+        )
+    )
+    if not commission_lines:
+        return []
+    order_lines = {x.id: x for x in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))}
+    per_order_ids = {c.order_line_id for c in commission_lines if c.rule != "cpa_order"}
+    eligible_ids = per_order_ids or {c.order_line_id for c in commission_lines}
+    transfers, taken = [], []
+    for c in commission_lines:
+        if c.rule == "cpa_order":
+            ids = [i for i in eligible_ids if i is not None]
+            base = sum(order_lines[i].net_amount for i in ids)
+            now_amount = sum(refunded_now.get(i, 0) for i in ids)
+            total = sum(order_lines[i].refunded_amount for i in ids)
+        else:
+            line = order_lines[c.order_line_id]  # type: ignore[index]
+            base, now_amount, total = line.net_amount, refunded_now.get(line.id, 0), line.refunded_amount
+        amount = calc.reversal(c.amount, c.reversed_amount, now_amount, total, base)
+        if amount <= 0:
+            continue
+        c.reversed_amount += amount
+        after_window = c.cleared_at is not None or refund.refunded_at >= c.eligible_at
+        source = ledger.AVAILABLE if after_window else ledger.PENDING
+        kind = "commission.clawed_back" if after_window else "commission.reversed"
+        if after_window and c.cleared_at is None:
+            _clear(session, [c], now=refund.refunded_at)
+        transfers.append(
+            ledger.Transfer(
+                key=f"{kind}:{c.id}:{refund.id}",
+                kind=kind,
+                debit=account(c, source),
+                credit=account(c, ledger.EXPENSE),
+                amount=amount,
+                commission_line_id=c.id,
+                effective_at=refund.refunded_at,
+                memo=f"{refund.kind} {refund.external_id}: {money.format_minor(amount, c.currency)} {c.currency}",
+            )
+        )
+        taken.append((c, amount))
+    ledger.post(session, transfers)
+    return taken
+
+
+def _reserve_pct(session: Session, contract_id: int, cache: dict[int, tuple[Decimal, int]]) -> tuple[Decimal, int]:
+    if contract_id not in cache:
+        contract = session.get(Contract, contract_id)
+        terms = ContractTerms.model_validate(contract.terms)  # type: ignore[union-attr]
+        cache[contract_id] = (terms.reserve_pct, terms.reserve_release_days)
+    return cache[contract_id]
+
+
+def _clear(session: Session, lines: list[CommissionLine], *, now: dt.datetime) -> int:
+    transfers: list[ledger.Transfer] = []
+    reserves: dict[int, tuple[Decimal, int]] = {}
+    for c in lines:
+        remaining = c.amount - c.reversed_amount
+        pct, days = _reserve_pct(session, c.contract_id, reserves)
+        held = money.round_units(Decimal(remaining) * pct / 100) if pct else 0
+        c.cleared_at = now
+        c.reserve_amount = held
+        c.reserve_release_at = c.eligible_at + dt.timedelta(days=days) if held else None
+        transfers.append(
+            ledger.Transfer(
+                key=f"commission.cleared:{c.id}",
+                kind="commission.cleared",
+                debit=account(c, ledger.PENDING),
+                credit=account(c, ledger.AVAILABLE),
+                amount=remaining - held,
+                commission_line_id=c.id,
+                effective_at=c.eligible_at,
+                memo="verification window ended",
+            )
+        )
+        if held:
+            transfers.append(
+                ledger.Transfer(
+                    key=f"reserve.held:{c.id}",
+                    kind="reserve.held",
+                    debit=account(c, ledger.PENDING),
+                    credit=account(c, ledger.RESERVE),
+                    amount=held,
+                    commission_line_id=c.id,
+                    effective_at=c.eligible_at,
+                    memo=f"rolling reserve {pct} % until {c.reserve_release_at:%Y-%m-%d}",
+                )
+            )
+    ledger.post(session, transfers)
+    return len(lines)
+
+
+def clear_due(
+    session: Session, *, now: dt.datetime | None = None, brand_id: int | None = None, batch: int = 5000
+) -> int:
+    """Move every line whose verification window has ended from pending to available (set-based, batched)."""
+    now = now or utcnow()
+    cleared = 0
+    while True:
+        stmt = (
+            select(CommissionLine)
+            .where(CommissionLine.cleared_at.is_(None), CommissionLine.eligible_at <= now)
+            .order_by(CommissionLine.id)
+            .limit(batch)
+        )
+        if brand_id is not None:
+            stmt = stmt.where(CommissionLine.brand_id == brand_id)
+        lines = list(session.scalars(stmt))
+        if not lines:
+            return cleared
+        cleared += _clear(session, lines, now=now)
+        session.flush()
+
+
+def release_reserves(session: Session, *, now: dt.datetime | None = None, brand_id: int | None = None) -> int:
+    """Release held reserves whose date has come: reserve → available."""
+    now = now or utcnow()
+    stmt = select(CommissionLine).where(
+        CommissionLine.reserve_amount > 0,
+        CommissionLine.reserve_released_at.is_(None),
+        CommissionLine.reserve_release_at <= now,
+    )
+    if brand_id is not None:
+        stmt = stmt.where(CommissionLine.brand_id == brand_id)
+    lines = list(session.scalars(stmt))
+    ledger.post(
+        session,
+        [
+            ledger.Transfer(
+                key=f"reserve.released:{c.id}",
+                kind="reserve.released",
+                debit=account(c, ledger.RESERVE),
+                credit=account(c, ledger.AVAILABLE),
+                amount=c.reserve_amount,
+                commission_line_id=c.id,
+                effective_at=c.reserve_release_at,
+                memo="reserve released",
+            )
+            for c in lines
+        ],
+    )
+    for c in lines:
+        c.reserve_released_at = now
+    return len(lines)
+
+
+def lines_for_order(session: Session, order_id: int) -> list[CommissionLine]:
+    return list(
+        session.scalars(select(CommissionLine).where(CommissionLine.order_id == order_id).order_by(CommissionLine.id))
+    )
+
+
+def mark_superseded(session: Session, attribution_id: int) -> None:
+    session.execute(update(Attribution).where(Attribution.id == attribution_id).values(is_current=False))

@@ -1,0 +1,354 @@
+"""Ingestion, nothing lost: every accepted event is stored raw in the inbox, then processed.
+
+Processing runs in a savepoint, so an event that cannot be processed yet (an unknown order for a
+refund, a missing FX rate) stays stored with its error and is picked up by `clearline events replay`.
+The same event twice changes nothing; the same id with a different body is refused with 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clearline.config import get_settings
+from clearline.ingest import schemas
+from clearline.kit import money
+from clearline.kit.clock import utcnow
+from clearline.kit.db import insert_ignore
+from clearline.kit.errors import ClearlineError, ConflictError, ValidationFailedError
+from clearline.kit.security import salted_hash
+from clearline.models import Brand, InboxEvent, Order, OrderLine, Refund
+
+
+@dataclass
+class Intake:
+    event_id: int
+    external_id: str
+    duplicate: bool
+    processed: bool
+    error: str = ""
+
+
+def validation_error(exc: ValidationError, prefix: str = "") -> ValidationFailedError:
+    details = [
+        {"loc": [prefix, *map(str, e["loc"])] if prefix else list(map(str, e["loc"])), "msg": e["msg"]}
+        for e in exc.errors()
+    ]
+    names = ", ".join(".".join(str(p) for p in d["loc"] if p != "") for d in details)
+    return ValidationFailedError(f"invalid field(s): {names}", details=details)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationFailedError("body is not JSON", details=[{"loc": ["body"], "msg": str(exc)}]) from None
+
+
+def normalise(source: str, kind: str, payload: Any) -> schemas.OrderIn | schemas.RefundIn:
+    """Validate a payload of any source into the postback shape, naming every bad field."""
+    if isinstance(payload, dict) and len(payload) == 1 and isinstance(payload.get(kind), dict):
+        payload = payload[kind]  # Shopify's REST shape wraps the resource; webhooks send it bare
+    if not isinstance(payload, dict):
+        raise ValidationFailedError("body must be a JSON object", details=[{"loc": ["body"], "msg": "object"}])
+    if source == "shopify":
+        payload = schemas.shopify_order(payload) if kind == "order" else schemas.shopify_refund(payload)
+    elif source == "woocommerce":
+        payload = schemas.woocommerce_order(payload) if kind == "order" else schemas.woocommerce_refund(payload)
+    model = schemas.OrderIn if kind == "order" else schemas.RefundIn
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def store(
+    session: Session,
+    *,
+    brand_id: int,
+    source: str,
+    kind: str,
+    external_id: str,
+    body: bytes | str,
+    delivery_id: str = "",
+) -> tuple[InboxEvent, bool]:
+    """Insert-or-ignore into the inbox; (event, duplicate). A different body under the same id is a 409."""
+    text = body.decode() if isinstance(body, bytes) else body
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    statement = insert_ignore(
+        InboxEvent.__table__, session.get_bind().dialect.name, conflict=["brand_id", "source", "kind", "external_id"]
+    ).returning(InboxEvent.__table__.c.id)
+    inserted = session.execute(
+        statement,
+        {
+            "brand_id": brand_id,
+            "source": source,
+            "kind": kind,
+            "external_id": external_id,
+            "delivery_id": delivery_id,
+            "body": text,
+            "body_sha256": digest,
+            "received_at": utcnow(),
+            "error": "",
+        },
+    ).scalar()
+    if inserted is not None:
+        return session.get(InboxEvent, inserted), False  # type: ignore[return-value]
+    existing = session.scalar(
+        select(InboxEvent).where(
+            InboxEvent.brand_id == brand_id,
+            InboxEvent.source == source,
+            InboxEvent.kind == kind,
+            InboxEvent.external_id == external_id,
+        )
+    )
+    assert existing is not None
+    if existing.body_sha256 != digest:
+        raise ConflictError(f"{kind} {external_id} was already received with a different body")
+    return existing, True
+
+
+def receive(
+    session: Session,
+    *,
+    brand: Brand,
+    source: str,
+    kind: str,
+    body: bytes,
+    delivery_id: str = "",
+    external_id: str | None = None,
+) -> Intake:
+    """Validate, store raw, then process. Durable once the caller's unit of work commits."""
+    parsed = normalise(source, kind, parse_json(body))
+    key = external_id or (parsed.order_id if isinstance(parsed, schemas.OrderIn) else parsed.refund_id)
+    event, duplicate = store(
+        session, brand_id=brand.id, source=source, kind=kind, external_id=key, body=body, delivery_id=delivery_id
+    )
+    if duplicate and event.handled_at is not None:
+        return Intake(event.id, key, True, True)
+    error = process(session, event, parsed=parsed)
+    return Intake(event.id, key, duplicate, error == "", error)
+
+
+def process(session: Session, event: InboxEvent, *, parsed: Any = None) -> str:
+    """Apply one inbox event in a savepoint; returns '' or the reason it must wait for a replay."""
+    if event.handled_at is not None:
+        return ""
+    try:
+        with session.begin_nested():
+            if parsed is None:
+                parsed = normalise(event.source, event.kind, json.loads(event.body))
+            brand = session.get(Brand, event.brand_id)
+            if isinstance(parsed, schemas.OrderIn):
+                apply_order(session, brand=brand, data=parsed, source=event.source, event_id=event.id)  # type: ignore[arg-type]
+            else:
+                apply_refund(session, brand=brand, data=parsed, event_id=event.id)  # type: ignore[arg-type]
+            event.handled_at = utcnow()
+            event.error = ""
+    except ClearlineError as exc:
+        event.error = exc.message[:2000]
+        return exc.message
+    return ""
+
+
+def replay(
+    session: Session, *, brand_id: int | None = None, include_handled: bool = False, event_ids: list[int] | None = None
+) -> dict[str, int]:
+    """Process stored events again (unhandled ones by default). Safe to run any number of times."""
+    stmt = select(InboxEvent).order_by(InboxEvent.id)
+    if brand_id is not None:
+        stmt = stmt.where(InboxEvent.brand_id == brand_id)
+    if event_ids:
+        stmt = stmt.where(InboxEvent.id.in_(event_ids))
+    if not include_handled:
+        stmt = stmt.where(InboxEvent.handled_at.is_(None))
+    counts = {"seen": 0, "processed": 0, "failed": 0, "unchanged": 0}
+    for event in session.scalars(stmt).all():
+        counts["seen"] += 1
+        if event.handled_at is not None:
+            counts["unchanged"] += 1
+            continue
+        counts["failed" if process(session, event) else "processed"] += 1
+    return counts
+
+
+# --- applying events ---------------------------------------------------------------------------------
+
+
+def _salted(value: str | None) -> str:
+    return salted_hash(value, salt=get_settings().secret_key + ":pii") if value else ""
+
+
+def apply_order(session: Session, *, brand: Brand, data: schemas.OrderIn, source: str, event_id: int | None) -> Order:
+    """Create the order and its lines, then attribute it and accrue commissions. Idempotent per order id."""
+    existing = session.scalar(select(Order).where(Order.brand_id == brand.id, Order.external_id == data.order_id))
+    if existing is not None:
+        return existing
+    currency = data.currency
+    customer = data.customer or schemas.CustomerIn()
+    order = Order(
+        brand_id=brand.id,
+        external_id=data.order_id,
+        source=source,
+        ordered_at=data.created_at,
+        currency=currency,
+        customer_ref=_salted(customer.id),
+        customer_email_hash=_salted(customer.email_sha256),
+        is_new_customer=customer.new_customer,
+        click_id=data.click_id or "",
+        coupon_codes=data.coupon_codes,
+        landing_url=data.landing_url or "",
+        shipping_amount=money.to_minor(data.shipping, currency),
+        tax_amount=money.to_minor(data.tax, currency),
+        ip_hash=_salted(data.ip),
+        user_agent=(data.user_agent or "")[:512],
+        inbox_event_id=event_id,
+    )
+    session.add(order)
+    session.flush()
+    lines = []
+    for number, line in enumerate(data.lines, start=1):
+        gross = line.unit_price * line.quantity
+        lines.append(
+            OrderLine(
+                order_id=order.id,
+                line_no=number,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price_amount=money.to_minor(line.unit_price, currency),
+                discount_amount=money.to_minor(line.discount, currency),
+                net_amount=money.to_minor(gross - line.discount, currency),
+            )
+        )
+    session.add_all(lines)
+    session.flush()
+    from clearline.attribution import service as attribution_service
+    from clearline.commission import service as commission_service
+
+    attribution = attribution_service.attribute(session, order=order, lines=lines)
+    commission_service.accrue(session, order=order, lines=lines, attribution=attribution)
+    return order
+
+
+def apply_refund(session: Session, *, brand: Brand, data: schemas.RefundIn, event_id: int | None) -> Refund:
+    """Record a return or chargeback line by line and reverse commissions in proportion."""
+    existing = session.scalar(select(Refund).where(Refund.brand_id == brand.id, Refund.external_id == data.refund_id))
+    if existing is not None:
+        return existing
+    order = session.scalar(select(Order).where(Order.brand_id == brand.id, Order.external_id == data.order_id))
+    if order is None:
+        raise ValidationFailedError(
+            f"order {data.order_id} is not known yet; the refund waits for it",
+            details=[{"loc": ["order_id"], "msg": "unknown order"}],
+        )
+    lines = list(session.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)))
+    applied: list[tuple[OrderLine, int]] = []
+    problems = []
+    for index, item in enumerate(data.lines):
+        remaining_minor = money.to_minor(item.amount, order.currency)
+        if money.round_half_up(item.amount, order.currency) != item.amount:
+            problems.append({"loc": ["lines", index, "amount"], "msg": f"more digits than {order.currency}"})
+            continue
+        candidates = [x for x in lines if x.sku == item.sku and x.refunded_amount < x.net_amount]
+        if not candidates:
+            problems.append({"loc": ["lines", index, "sku"], "msg": f"no refundable line for SKU {item.sku}"})
+            continue
+        for line in candidates:
+            if remaining_minor <= 0:
+                break
+            take = min(remaining_minor, line.net_amount - line.refunded_amount)
+            line.refunded_amount += take
+            line.refunded_quantity = min(line.quantity, line.refunded_quantity + item.quantity)
+            applied.append((line, take))
+            remaining_minor -= take
+        if remaining_minor > 0:
+            problems.append(
+                {
+                    "loc": ["lines", index, "amount"],
+                    "msg": f"refunds {money.format_minor(remaining_minor, order.currency)} more than "
+                    "is left on the order's lines",
+                }
+            )
+    if problems:
+        raise ValidationFailedError("refund does not fit the order", details=problems)
+    refund = Refund(
+        brand_id=brand.id,
+        external_id=data.refund_id,
+        order_id=order.id,
+        kind=data.kind,
+        refunded_at=data.created_at,
+        inbox_event_id=event_id,
+        lines=[
+            {"order_line_id": line.id, "line_no": line.line_no, "sku": line.sku, "amount": amount}
+            for line, amount in applied
+        ],
+    )
+    session.add(refund)
+    session.flush()
+    from clearline.commission import service as commission_service
+
+    commission_service.reverse(session, order=order, refund=refund, applied=applied)
+    return refund
+
+
+def woocommerce_refunds(session: Session, *, brand: Brand, body: bytes) -> list[str]:
+    """WooCommerce lists refunds on the order (`refunds[].id/total`, order-level amounts): each new one
+    becomes a refund event, its amount spread over the order's lines in proportion to their net revenue."""
+    payload = parse_json(body)
+    payload = payload.get("order", payload) if isinstance(payload, dict) else payload
+    order = session.scalar(select(Order).where(Order.brand_id == brand.id, Order.external_id == str(payload.get("id"))))
+    if order is None:
+        return []
+    lines = list(session.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)))
+    created = []
+    for item in payload.get("refunds") or []:
+        known = session.scalar(
+            select(InboxEvent.id).where(
+                InboxEvent.brand_id == brand.id,
+                InboxEvent.source == "woocommerce",
+                InboxEvent.kind == "refund",
+                InboxEvent.external_id == str(item.get("id")),
+            )
+        )
+        if known is not None:  # every order.updated repeats the list; the first sighting is the event
+            continue
+        total = money.parse_to_minor(str(item.get("total", "0")).lstrip("-"), order.currency, field="refunds.total")
+        shares = allocate(total, [x.net_amount for x in lines])
+        refund = {
+            "refund_id": str(item.get("id")),
+            "order_id": order.external_id,
+            "created_at": utcnow().isoformat(),
+            "kind": "return",
+            "lines": [
+                {"sku": x.sku, "amount": money.format_minor(share, order.currency)}
+                for x, share in zip(lines, shares, strict=True)
+                if share
+            ],
+        }
+        text = json.dumps(refund, sort_keys=True)
+        event, _ = store(
+            session, brand_id=brand.id, source="woocommerce", kind="refund", external_id=refund["refund_id"], body=text
+        )
+        process(session, event, parsed=schemas.RefundIn.model_validate(refund))
+        created.append(refund["refund_id"])
+    return created
+
+
+def allocate(total: int, weights: list[int]) -> list[int]:
+    """Split ``total`` minor units in proportion to ``weights`` (largest remainder): parts sum to ``total``."""
+    whole = sum(weights)
+    if whole <= 0 or total <= 0:
+        return [0] * len(weights)
+    total = min(total, whole)
+    raw = [total * w for w in weights]
+    parts = [r // whole for r in raw]
+    order = sorted(range(len(weights)), key=lambda i: (-(raw[i] % whole), i))
+    for i in order[: total - sum(parts)]:
+        parts[i] += 1
+    return parts

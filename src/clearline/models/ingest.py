@@ -1,0 +1,57 @@
+"""The inbox (every accepted event, stored raw before processing), per-brand signing secrets, FX rates."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from clearline.kit.db import Base, BigId, UTCDateTime
+from clearline.models._base import created_at, pk
+
+
+class InboxEvent(Base):
+    __tablename__ = "inbox_events"
+    __table_args__ = (
+        UniqueConstraint("brand_id", "source", "kind", "external_id"),
+        Index("ix_inbox_events_unhandled", "handled_at", "id"),
+    )
+
+    id: Mapped[int] = pk()
+    brand_id: Mapped[int] = mapped_column(BigId, ForeignKey("brands.id"))
+    source: Mapped[str] = mapped_column(String(32), doc="postback, shopify, woocommerce or csv.")
+    kind: Mapped[str] = mapped_column(String(16), doc="order or refund.")
+    external_id: Mapped[str] = mapped_column(String(128), doc="Order or refund id at the source.")
+    delivery_id: Mapped[str] = mapped_column(String(128), default="", doc="webhook-id / X-*-Webhook-Id.")
+    body: Mapped[str] = mapped_column(Text)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[dt.datetime] = created_at()
+    handled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class BrandSecret(Base):
+    """Signing secrets per brand and channel; during rotation the old one stays valid until ``expires_at``."""
+
+    __tablename__ = "brand_secrets"
+
+    id: Mapped[int] = pk()
+    brand_id: Mapped[int] = mapped_column(BigId, ForeignKey("brands.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), doc="postback, shopify or woocommerce.")
+    secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = created_at()
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class FxRate(Base):
+    """1 ``base`` = ``rate`` ``quote`` on ``day`` (imported by finance)."""
+
+    __tablename__ = "fx_rates"
+    __table_args__ = (UniqueConstraint("day", "base", "quote"),)
+
+    id: Mapped[int] = pk()
+    day: Mapped[dt.date] = mapped_column()
+    base: Mapped[str] = mapped_column(String(3))
+    quote: Mapped[str] = mapped_column(String(3))
+    rate: Mapped[str] = mapped_column(String(32), doc="Decimal string, never a float.")
