@@ -13,7 +13,7 @@ from clearline.kit import money
 
 
 def _decimal_string(value: Any) -> Any:
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError('money must be a decimal string such as "19.99", not a JSON number')
     if isinstance(value, int):
         return Decimal(value)
