@@ -36,9 +36,14 @@ app.add_typer(audit_app, name="audit")
 
 
 def _register_domains() -> None:
-    from clearline.cli import links
+    from clearline.cli import links, orders
 
     app.add_typer(links.app, name="links")
+    app.add_typer(orders.events_app, name="events")
+    app.add_typer(orders.explain_app, name="explain")
+    app.add_typer(orders.commissions_app, name="commissions")
+    import_app.command("orders")(orders.import_orders)
+    import_app.command("fx")(orders.import_fx)
 
 
 _register_domains()
