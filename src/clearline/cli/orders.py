@@ -119,3 +119,19 @@ def clear(brand: str = typer.Option(None, help="Only this brand."),
         cleared = service.clear_due(session, now=now, brand_id=brand_id)
         released = service.release_reserves(session, now=now, brand_id=brand_id)
     console.print(f"cleared {cleared} commission line(s); released {released} reserve(s)")
+
+
+@commissions_app.command("close-period")
+def close_period(brand: str = typer.Option(..., help="Brand slug."),
+                 period: str = typer.Option(..., help="Month, YYYY-MM."), as_: str = AsOption) -> None:
+    """Post the month's retainers and volume-tier bonuses (idempotent)."""
+    from clearline.commission import period as period_service
+
+    with command_unit() as session:
+        report = period_service.close_period(session, resolve_actor(session, as_),
+                                             brand_id=brand_id_for(session, brand), period=period)
+    for rule, contract_id, currency, amount in report.lines:
+        from clearline.kit.money import format_minor
+
+        console.print(f"{rule:<14} contract {contract_id}: {format_minor(amount, currency)} {currency}")
+    console.print(f"period {period} closed: {len(report.lines)} new line(s)")
