@@ -99,11 +99,19 @@ def demo(
     from clearline.demo.seed import seed_pilot
 
     _upgrade()
+    from clearline.demo.simulate import simulate_pilot
+
     with command_unit() as session:
         result = seed_pilot(session)
+    with command_unit() as session:
+        simulation = simulate_pilot(session)
     port = port or int(os.environ.get("PORT", "8000"))
     console.print(f"database: {get_settings().database_url}")
     console.print("pilot seeded" if result.created else "pilot already seeded")
+    if not simulation.skipped:
+        console.print(f"30-day pilot simulated: {simulation.clicks} clicks, {simulation.orders} orders, "
+                      f"{simulation.refunds} returns, {simulation.chargebacks} chargeback, "
+                      f"{simulation.cleared} commission lines cleared")
     table = Table(title=f"Demo logins — http://{host}:{port}/")
     table.add_column("e-mail")
     table.add_column("password")

@@ -135,7 +135,12 @@ def explain_order(session: Session, actor: Actor, *, brand_id: int, order_id: st
     )
     current = next((a for a in attributions if a.is_current), None)
     campaign = session.get(Campaign, current.campaign_id) if current and current.campaign_id else None
-    _, reasons = eligibility(session, order=order, lines=lines, campaign=campaign)
+    if current is None or current.creator_id is None:
+        reasons = {x.line_no: "the order is not attributed to a creator" for x in lines}
+    elif current.contract_id is None:
+        reasons = {x.line_no: "the creator had no accepted contract at order time" for x in lines}
+    else:
+        _, reasons = eligibility(session, order=order, lines=lines, campaign=campaign)
     commission_ids = list(
         session.scalars(
             select(CommissionLine.id).where(CommissionLine.order_id == order.id).order_by(CommissionLine.id)

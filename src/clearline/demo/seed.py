@@ -304,6 +304,7 @@ def seed_pilot(session: Session) -> SeedResult:
         },
         "cap_per_order": "60.00",
         "attribution_window_days": 30,
+        "verification_window_days": 14,  # negotiated for the pilot: low-return hero SKUs
     }
     revshare = {
         "model": "revshare",
