@@ -23,6 +23,7 @@ from clearline.creator.endpoints import router as creator_router
 from clearline.ingest.endpoints import router as ingest_router
 from clearline.kit.errors import ClearlineError
 from clearline.link.endpoints import router as link_router
+from clearline.payout.endpoints import router as payout_router
 
 STATIC = Path(__file__).parent / "web" / "static"
 
@@ -39,6 +40,7 @@ def _api_router() -> APIRouter:
         link_router,
         ingest_router,
         commission_router,
+        payout_router,
         audit_router,
     ):
         api.include_router(router)

@@ -36,9 +36,10 @@ app.add_typer(audit_app, name="audit")
 
 
 def _register_domains() -> None:
-    from clearline.cli import links, orders
+    from clearline.cli import links, orders, payouts
 
     app.add_typer(links.app, name="links")
+    app.add_typer(payouts.app, name="payouts")
     app.add_typer(orders.events_app, name="events")
     app.add_typer(orders.explain_app, name="explain")
     app.add_typer(orders.commissions_app, name="commissions")
@@ -99,12 +100,14 @@ def demo(
     from clearline.demo.seed import seed_pilot
 
     _upgrade()
-    from clearline.demo.simulate import simulate_pilot
+    from clearline.demo.simulate import pilot_payout, simulate_pilot
 
     with command_unit() as session:
         result = seed_pilot(session)
     with command_unit() as session:
         simulation = simulate_pilot(session)
+    with command_unit() as session:
+        payout = pilot_payout(session)
     port = port or int(os.environ.get("PORT", "8000"))
     console.print(f"database: {get_settings().database_url}")
     console.print("pilot seeded" if result.created else "pilot already seeded")
@@ -112,6 +115,11 @@ def demo(
         console.print(f"30-day pilot simulated: {simulation.clicks} clicks, {simulation.orders} orders, "
                       f"{simulation.refunds} returns, {simulation.chargebacks} chargeback, "
                       f"{simulation.cleared} commission lines cleared")
+    if not payout.skipped:
+        console.print(f"payout run {payout.run_id}: {payout.lines} payee line(s), "
+                      + ", ".join(f"{v} {k}" for k, v in (payout.totals or {}).items())
+                      + f"; approved by a second finance user, exported, paid and reconciled — payout accuracy "
+                      f"{payout.accuracy_bp / 100:.2f} %")
     table = Table(title=f"Demo logins — http://{host}:{port}/")
     table.add_column("e-mail")
     table.add_column("password")

@@ -146,3 +146,42 @@ def _first_cleared_order(session: Session, brand_id: int) -> tuple[str, str, int
                OrderLine.refunded_amount == 0)
         .order_by(Order.ordered_at).limit(1)).first()
     return None if row is None else (row[0], row[1], int(row[2]))
+
+
+@dataclass
+class PayoutDemo:
+    run_id: int | None = None
+    lines: int = 0
+    totals: dict[str, str] | None = None
+    accuracy_bp: int = 0
+    skipped: bool = False
+
+
+def pilot_payout(session: Session) -> PayoutDemo:
+    """The pilot's monthly payout: run by one finance user, approved by another, exported, marked paid and
+    reconciled against finance's paid file (generated from the export, as the bank would confirm it)."""
+    import csv
+    import io
+
+    from clearline.auth import service as auth_service
+    from clearline.models import PayoutRun, User
+    from clearline.payout import export, service
+
+    brand = brand_repository.by_slug(session, BRAND_SLUG)
+    if brand is None or session.scalar(select(PayoutRun.id).where(PayoutRun.brand_id == brand.id).limit(1)):
+        return PayoutDemo(skipped=True)
+    finance = [auth_service.actor_for(session, session.scalar(select(User).where(User.email == email)))
+               for email in ("finance@clearline.demo", "finance2@clearline.demo")]
+    run = service.create_run(session, finance[0], brand_id=brand.id, as_of=dt.datetime.now(dt.UTC))
+    service.approve_run(session, finance[1], run_id=run.id)
+    payout_file, _ = export.export(session, finance[0], run_id=run.id)
+    service.mark_paid(session, finance[0], run_id=run.id, reference="BANK-BATCH-0001")
+    paid = io.StringIO()
+    writer = csv.writer(paid)
+    writer.writerow(["payout_line_id", "paid_amount", "currency", "paid_at", "reference"])
+    for row in csv.DictReader(io.StringIO(payout_file)):
+        writer.writerow([row["payout_line_id"], row["total_amount"], row["currency"],
+                         dt.datetime.now(dt.UTC).isoformat(), row["invoice_reference"]])
+    result = export.reconcile(session, finance[0], run_id=run.id, data=paid.getvalue())
+    return PayoutDemo(run.id, len(service.run_lines(session, run.id)), service.totals(session, run.id),
+                      result.accuracy_bp)

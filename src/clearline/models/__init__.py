@@ -18,9 +18,15 @@ from clearline.models.link import (
     UtmTemplate,
 )
 from clearline.models.order import Attribution, Order, OrderLine, Refund
+from clearline.models.payout import Dispute, PayoutItem, PayoutLine, PayoutRun, Reconciliation
 from clearline.models.user import ROLES, ApiKey, RoleGrant, User, WebSession
 
 __all__ = [
+    "Dispute",
+    "PayoutItem",
+    "PayoutLine",
+    "PayoutRun",
+    "Reconciliation",
     "Attribution",
     "BrandSecret",
     "CommissionLine",

@@ -52,6 +52,9 @@ class CommissionLine(Base):
     reserve_amount: Mapped[int] = mapped_column(BigInteger, default=0, doc="Held back at clearing (>= 0).")
     reserve_release_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     reserve_released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    hold_reason: Mapped[str] = mapped_column(
+        String(200), default="", server_default="", doc="Non-empty: on hold, not payable."
+    )
     created_at: Mapped[dt.datetime] = created_at()
 
 

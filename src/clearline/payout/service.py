@@ -1,0 +1,314 @@
+"""Payout runs (C8): pay what has cleared its window and is on no hold or open dispute, net of clawbacks,
+above the minimum (else carried forward), one line per payee × brand × currency; four eyes to approve.
+
+Idempotency is structural: every payable thing (a commission line, a reserve release, a clawback, an
+adjustment) becomes at most one `payout_items` row (unique `source`), so a second run — or a rerun after an
+interrupted one, whose transaction rolled back — can never pay anything twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import String, and_, cast, delete, exists, func, insert, literal, select
+from sqlalchemy.orm import Session
+
+from clearline.audit import service as audit
+from clearline.auth.actor import Actor
+from clearline.brand import repository as brand_repository
+from clearline.commission import service as commission_service
+from clearline.kit import money
+from clearline.kit.clock import utcnow
+from clearline.kit.errors import ConflictError, ForbiddenError, NotFoundError
+from clearline.ledger import service as ledger
+from clearline.models import (
+    Agency,
+    CommissionLine,
+    Contract,
+    ContractAcceptance,
+    ContractTemplateVersion,
+    Creator,
+    Dispute,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerPosting,
+    Link,
+    PayoutItem,
+    PayoutLine,
+    PayoutRun,
+    RosterEntry,
+)
+
+DEFAULT_MINIMUM = Decimal("50.00")
+CLAWBACK_KINDS = ("commission.clawed_back", "commission.reattributed")
+
+
+@dataclass
+class Candidate:
+    source: str
+    kind: str
+    payee: tuple[str, int, str]  # payee_type, payee_id, currency
+    amount: int
+    commission_line_id: int | None = None
+    order_id: int | None = None
+
+
+@dataclass
+class RunPlan:
+    candidates: list[Candidate] = field(default_factory=list)
+    absorbed: list[Candidate] = field(default_factory=list)  # clawbacks already inside a line's unpaid remainder
+
+
+def _not_taken(prefix: str, column):  # type: ignore[no-untyped-def]
+    """No payout item exists for '<prefix>:<id>' (string concatenation compiles to || on both databases)."""
+    source = literal(f"{prefix}:", String) + cast(column, String)
+    return ~exists().where(PayoutItem.source == source)
+
+
+def _open_disputes():  # type: ignore[no-untyped-def]
+    return exists().where(Dispute.commission_line_id == CommissionLine.id, Dispute.status == "open")
+
+
+def plan(session: Session, *, brand_id: int, as_of: dt.datetime) -> RunPlan:
+    """Everything payable as of ``as_of`` that no run has taken yet (set-based queries)."""
+    result = RunPlan()
+    lines = session.execute(
+        select(CommissionLine.id, CommissionLine.payee_type, CommissionLine.payee_id, CommissionLine.currency,
+               CommissionLine.amount - CommissionLine.reversed_amount - CommissionLine.reserve_amount,
+               CommissionLine.rule, CommissionLine.order_id)
+        .where(CommissionLine.brand_id == brand_id, CommissionLine.cleared_at.is_not(None),
+               CommissionLine.eligible_at <= as_of, CommissionLine.hold_reason == "", ~_open_disputes(),
+               _not_taken("commission", CommissionLine.id))).all()
+    unpaid_ids = set()
+    for line_id, payee_type, payee_id, currency, amount, rule, order_id in lines:
+        unpaid_ids.add(line_id)
+        if amount > 0:
+            kind = "retainer" if rule == "retainer" else "commission"
+            result.candidates.append(Candidate(f"commission:{line_id}", kind, (payee_type, payee_id, currency), amount,
+                                               line_id, order_id))
+    releases = session.execute(
+        select(CommissionLine.id, CommissionLine.payee_type, CommissionLine.payee_id, CommissionLine.currency,
+               CommissionLine.reserve_amount, CommissionLine.order_id)
+        .where(CommissionLine.brand_id == brand_id, CommissionLine.reserve_amount > 0,
+               CommissionLine.reserve_released_at.is_not(None), CommissionLine.reserve_released_at <= as_of,
+               CommissionLine.hold_reason == "", ~_open_disputes(),
+               _not_taken("reserve", CommissionLine.id))).all()
+    for line_id, payee_type, payee_id, currency, amount, order_id in releases:
+        result.candidates.append(Candidate(f"reserve:{line_id}", "reserve", (payee_type, payee_id, currency),
+                                           amount, line_id, order_id))
+    # Clawbacks debit the payee's available balance. One on a line not yet paid is already inside the
+    # line's unpaid remainder (amount − reversed), so it is absorbed; on a paid line it nets off now.
+    clawbacks = session.execute(
+        select(LedgerEntry.id, LedgerEntry.commission_line_id, LedgerAccount.owner_type, LedgerAccount.owner_id,
+               LedgerAccount.currency, LedgerPosting.amount)
+        .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
+        .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
+        .where(LedgerEntry.brand_id == brand_id, LedgerEntry.kind.in_(CLAWBACK_KINDS),
+               LedgerAccount.kind == ledger.AVAILABLE, LedgerPosting.amount < 0, LedgerEntry.effective_at <= as_of,
+               _not_taken("clawback", LedgerEntry.id))).all()
+    for entry_id, line_id, owner_type, owner_id, currency, amount in clawbacks:
+        candidate = Candidate(f"clawback:{entry_id}", "clawback", (owner_type, owner_id, currency), int(amount),
+                              line_id)
+        (result.absorbed if line_id in unpaid_ids else result.candidates).append(candidate)
+    adjustments = session.execute(
+        select(Dispute.id, CommissionLine.payee_type, CommissionLine.payee_id, CommissionLine.currency,
+               Dispute.adjustment_amount, CommissionLine.id)
+        .join(CommissionLine, CommissionLine.id == Dispute.commission_line_id)
+        .where(Dispute.brand_id == brand_id, Dispute.status == "upheld", Dispute.adjustment_amount != 0,
+               Dispute.resolved_at <= as_of,
+               _not_taken("adjustment", Dispute.id))).all()
+    for dispute_id, payee_type, payee_id, currency, amount, line_id in adjustments:
+        result.candidates.append(Candidate(f"adjustment:{dispute_id}", "adjustment", (payee_type, payee_id, currency),
+                                           int(amount), line_id))
+    return result
+
+
+def _payee_names(session: Session, payees: set[tuple[str, int]]) -> dict[tuple[str, int], tuple[str, str]]:
+    names: dict[tuple[str, int], tuple[str, str]] = {}
+    creator_ids = [i for t, i in payees if t == "creator"]
+    agency_ids = [i for t, i in payees if t == "agency"]
+    for c in session.scalars(select(Creator).where(Creator.id.in_(creator_ids))):
+        names[("creator", c.id)] = (c.name, c.vendor_id)
+    for a in session.scalars(select(Agency).where(Agency.id.in_(agency_ids))):
+        names[("agency", a.id)] = (a.name, a.vendor_id)
+    return names
+
+
+def _contract_facts(session: Session, brand_id: int, payee_type: str, payee_id: int
+                    ) -> tuple[int | None, int | None, dt.datetime | None]:
+    column = Contract.agency_id if payee_type == "agency" else Contract.creator_id
+    row = session.execute(
+        select(Contract.id, ContractTemplateVersion.version, ContractAcceptance.accepted_at)
+        .join(ContractTemplateVersion, ContractTemplateVersion.id == Contract.template_version_id)
+        .join(ContractAcceptance, ContractAcceptance.contract_id == Contract.id)
+        .where(Contract.brand_id == brand_id, column == payee_id)
+        .order_by(ContractAcceptance.accepted_at.desc()).limit(1)).first()
+    return (row[0], row[1], row[2]) if row else (None, None, None)
+
+
+def _signed_off_at(session: Session, brand_id: int, payee_type: str, payee_id: int, until: dt.datetime
+                   ) -> dt.datetime | None:
+    if payee_type == "agency":
+        creators = select(RosterEntry.creator_id).where(RosterEntry.agency_id == payee_id)
+    else:
+        creators = select(Creator.id).where(Creator.id == payee_id)
+    return session.scalar(select(func.max(Link.signed_off_at)).where(
+        Link.brand_id == brand_id, Link.creator_id.in_(creators), Link.signed_off_at <= until))
+
+
+def create_run(session: Session, actor: Actor, *, brand_id: int, as_of: dt.datetime,
+               period_start: dt.datetime | None = None, minimum: Decimal = DEFAULT_MINIMUM) -> PayoutRun:
+    """Create a draft run as of a date. Clears due commissions first; pays nothing already taken by a run."""
+    brand = brand_repository.get(session, actor, brand_id)
+    actor.require("finance", brand_id=brand.id)
+    commission_service.clear_due(session, now=as_of, brand_id=brand.id)
+    commission_service.release_reserves(session, now=as_of, brand_id=brand.id)
+    found = plan(session, brand_id=brand.id, as_of=as_of)
+    grouped: dict[tuple[str, int, str], list[Candidate]] = defaultdict(list)
+    for candidate in found.candidates:
+        grouped[candidate.payee].append(candidate)
+    minimum_minor = money.to_minor(minimum, brand.default_currency)
+    payable = {k: v for k, v in grouped.items() if sum(c.amount for c in v) >= max(minimum_minor, 1)}
+    carried = [{"payee_type": t, "payee_id": i, "currency": cur,
+                "amount": money.format_minor(sum(c.amount for c in v), cur)}
+               for (t, i, cur), v in sorted(grouped.items()) if (t, i, cur) not in payable]
+    if not payable:
+        raise ConflictError(f"nothing to pay as of {as_of:%Y-%m-%d}: every cleared amount is already in a run"
+                            + (f" or below the minimum ({len(carried)} payee(s) carried forward)" if carried else ""))
+    paid_lines = [c.commission_line_id for v in payable.values() for c in v if c.commission_line_id]
+    start = period_start or session.scalar(select(func.max(PayoutRun.as_of)).where(
+        PayoutRun.brand_id == brand.id, PayoutRun.status != "discarded")) or session.scalar(
+        select(func.min(CommissionLine.earned_at)).where(CommissionLine.id.in_(paid_lines))) or as_of
+    run = PayoutRun(brand_id=brand.id, as_of=as_of, period_start=start, period_end=as_of, status="draft",
+                    minimum_amount=minimum_minor, created_by_id=actor.user_id, created_by_label=actor.label,
+                    carried_forward=carried)
+    session.add(run)
+    session.flush()
+    names = _payee_names(session, {(t, i) for t, i, _ in payable})
+    items = []
+    for (payee_type, payee_id, currency), candidates in sorted(payable.items()):
+        sums = defaultdict(int)
+        for c in candidates:
+            sums[c.kind] += c.amount
+        commission_lines = [c for c in candidates if c.kind in ("commission", "reserve")]
+        contract_id, version, accepted_at = _contract_facts(session, brand.id, payee_type, payee_id)
+        name, vendor = names.get((payee_type, payee_id), (f"{payee_type} {payee_id}", ""))
+        line = PayoutLine(
+            run_id=run.id, brand_id=brand.id, payee_type=payee_type, payee_id=payee_id, payee_name=name,
+            payee_vendor_id=vendor, currency=currency, commission_amount=sums["commission"] + sums["reserve"],
+            retainer_amount=sums["retainer"], adjustment_amount=sums["adjustment"], clawback_amount=sums["clawback"],
+            total_amount=sum(sums.values()), order_count=len({c.order_id for c in commission_lines if c.order_id}),
+            commission_line_count=len({c.commission_line_id for c in commission_lines}), contract_id=contract_id,
+            contract_version=version, contract_accepted_at=accepted_at,
+            link_signed_off_at=_signed_off_at(session, brand.id, payee_type, payee_id, as_of),
+            invoice_reference="")
+        session.add(line)
+        session.flush()
+        line.invoice_reference = f"CL-{brand.slug.upper()}-{run.id}-{line.id}"
+        taken = {c.commission_line_id for c in candidates}
+        absorbed = [a for a in found.absorbed
+                    if a.payee == (payee_type, payee_id, currency) and a.commission_line_id in taken]
+        for c in [*candidates, *absorbed]:
+            items.append({"run_id": run.id, "payout_line_id": line.id, "source": c.source, "kind": c.kind,
+                          "commission_line_id": c.commission_line_id,
+                          "amount": 0 if c in absorbed else c.amount})
+    session.execute(insert(PayoutItem.__table__), items)
+    audit.record(session, actor, "payout_run.created", run, after={
+        "as_of": as_of, "lines": len(payable), "totals": totals(session, run.id), "carried_forward": carried})
+    return run
+
+
+def totals(session: Session, run_id: int) -> dict[str, str]:
+    rows = session.execute(select(PayoutLine.currency, func.sum(PayoutLine.total_amount))
+                           .where(PayoutLine.run_id == run_id).group_by(PayoutLine.currency)).all()
+    return {currency: money.format_minor(int(total), currency) for currency, total in rows}
+
+
+def get_run(session: Session, actor: Actor, run_id: int) -> PayoutRun:
+    run = session.get(PayoutRun, run_id)
+    if run is None:
+        raise NotFoundError(f"no payout run {run_id}")
+    brand_repository.get(session, actor, run.brand_id)
+    actor.require("finance", brand_id=run.brand_id)
+    return run
+
+
+def approve_run(session: Session, actor: Actor, *, run_id: int) -> PayoutRun:
+    """A second finance user approves; the creator of the run cannot. Money moves available → payouts."""
+    run = get_run(session, actor, run_id)
+    if run.status != "draft":
+        raise ConflictError(f"run {run.id} is {run.status}, not draft")
+    if actor.user_id is not None and actor.user_id == run.created_by_id:
+        raise ForbiddenError("four eyes: whoever created a run cannot approve it")
+    now = utcnow()
+    lines = list(session.scalars(select(PayoutLine).where(PayoutLine.run_id == run.id)))
+    ledger.post(session, [ledger.Transfer(
+        key=f"payout.approved:{line.id}", kind="payout.approved",
+        debit=ledger.Account(run.brand_id, line.payee_type, line.payee_id, ledger.AVAILABLE, line.currency),
+        credit=ledger.Account(run.brand_id, "brand", run.brand_id, ledger.PAYOUTS, line.currency),
+        amount=line.total_amount, effective_at=now, memo=f"payout run {run.id}, {line.invoice_reference}")
+        for line in lines])
+    run.status, run.approved_by_id, run.approved_by_label, run.approved_at = "approved", actor.user_id, actor.label, now
+    audit.record(session, actor, "payout_run.approved", run, before={"status": "draft"},
+                 after={"status": "approved", "totals": totals(session, run.id)})
+    return run
+
+
+def discard_run(session: Session, actor: Actor, *, run_id: int, reason: str) -> PayoutRun:
+    """Drop a draft run; everything in it becomes payable again."""
+    run = get_run(session, actor, run_id)
+    if run.status != "draft":
+        raise ConflictError(f"run {run.id} is {run.status}; only a draft can be discarded")
+    session.execute(delete(PayoutItem).where(PayoutItem.run_id == run.id))
+    session.execute(delete(PayoutLine).where(PayoutLine.run_id == run.id))
+    run.status = "discarded"
+    audit.record(session, actor, "payout_run.discarded", run, before={"status": "draft"},
+                 after={"status": "discarded"}, reason=reason)
+    return run
+
+
+def mark_paid(session: Session, actor: Actor, *, run_id: int, reference: str = "") -> PayoutRun:
+    run = get_run(session, actor, run_id)
+    if run.status != "approved":
+        raise ConflictError(f"run {run.id} is {run.status}; only an approved run can be marked paid")
+    run.status, run.paid_at = "paid", utcnow()
+    lines = list(session.scalars(select(PayoutLine).where(PayoutLine.run_id == run.id)))
+    ledger.post(session, [ledger.Transfer(
+        key=f"payout.paid:{line.id}", kind="payout.paid",
+        debit=ledger.Account(run.brand_id, "brand", run.brand_id, ledger.PAYOUTS, line.currency),
+        credit=ledger.Account(run.brand_id, "brand", run.brand_id, "cash", line.currency),
+        amount=line.total_amount, effective_at=run.paid_at, memo=reference or f"run {run.id} paid") for line in lines])
+    audit.record(session, actor, "payout_run.paid", run, before={"status": "approved"}, after={"status": "paid"},
+                 reason=reference)
+    return run
+
+
+def list_runs(session: Session, actor: Actor, *, brand_id: int) -> list[PayoutRun]:
+    brand = brand_repository.get(session, actor, brand_id)
+    actor.require("finance", brand_id=brand.id)
+    return list(session.scalars(select(PayoutRun).where(PayoutRun.brand_id == brand.id)
+                                .order_by(PayoutRun.id.desc())))
+
+
+def run_lines(session: Session, run_id: int) -> list[PayoutLine]:
+    return list(session.scalars(select(PayoutLine).where(PayoutLine.run_id == run_id).order_by(PayoutLine.id)))
+
+
+def payee_lines(session: Session, actor: Actor) -> list[tuple[PayoutLine, PayoutRun]]:
+    """A creator's or agency's own payout lines (approved runs only)."""
+    clauses = []
+    if actor.creator_id is not None:
+        clauses.append(and_(PayoutLine.payee_type == "creator", PayoutLine.payee_id == actor.creator_id))
+    if actor.agency_id is not None:
+        clauses.append(and_(PayoutLine.payee_type == "agency", PayoutLine.payee_id == actor.agency_id))
+    if not clauses:
+        return []
+    from sqlalchemy import or_
+
+    stmt = (select(PayoutLine, PayoutRun).join(PayoutRun, PayoutRun.id == PayoutLine.run_id)
+            .where(or_(*clauses), PayoutRun.status.in_(("approved", "paid", "reconciled")))
+            .order_by(PayoutRun.id.desc()))
+    return [(line, run) for line, run in session.execute(stmt)]
