@@ -82,9 +82,7 @@ def plan(session: Session, *, brand_id: int, as_of: dt.datetime) -> RunPlan:
         .where(CommissionLine.brand_id == brand_id, CommissionLine.cleared_at.is_not(None),
                CommissionLine.eligible_at <= as_of, CommissionLine.hold_reason == "", ~_open_disputes(),
                _not_taken("commission", CommissionLine.id))).all()
-    unpaid_ids = set()
     for line_id, payee_type, payee_id, currency, amount, rule, order_id in lines:
-        unpaid_ids.add(line_id)
         if amount > 0:
             kind = "retainer" if rule == "retainer" else "commission"
             result.candidates.append(Candidate(f"commission:{line_id}", kind, (payee_type, payee_id, currency), amount,
@@ -109,10 +107,13 @@ def plan(session: Session, *, brand_id: int, as_of: dt.datetime) -> RunPlan:
         .where(LedgerEntry.brand_id == brand_id, LedgerEntry.kind.in_(CLAWBACK_KINDS),
                LedgerAccount.kind == ledger.AVAILABLE, LedgerPosting.amount < 0, LedgerEntry.effective_at <= as_of,
                _not_taken("clawback", LedgerEntry.id))).all()
+    clawed = {line_id for _, line_id, *_ in clawbacks}
+    paid_ids = set(session.scalars(select(PayoutItem.commission_line_id).where(
+        PayoutItem.kind.in_(("commission", "retainer")), PayoutItem.commission_line_id.in_(clawed))))
     for entry_id, line_id, owner_type, owner_id, currency, amount in clawbacks:
         candidate = Candidate(f"clawback:{entry_id}", "clawback", (owner_type, owner_id, currency), int(amount),
                               line_id)
-        (result.absorbed if line_id in unpaid_ids else result.candidates).append(candidate)
+        (result.candidates if line_id in paid_ids else result.absorbed).append(candidate)
     adjustments = session.execute(
         select(Dispute.id, CommissionLine.payee_type, CommissionLine.payee_id, CommissionLine.currency,
                Dispute.adjustment_amount, CommissionLine.id)
