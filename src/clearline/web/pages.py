@@ -1,99 +1,74 @@
-"""Server-rendered pages (Jinja2 + htmx). Pages parse input, resolve the actor and call services."""
+"""Server-rendered pages (Jinja2 + htmx): login, logout and the landing redirect.
+
+Each domain keeps its own pages in ``clearline.<domain>.pages``; they are included here, so the app
+mounts one router. Pages parse input, resolve the actor and call one service or repository function.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
 
 from clearline.auth import service as auth_service
-from clearline.auth.actor import Actor
 from clearline.auth.deps import SESSION_COOKIE, DbSession
+from clearline.brand.pages import router as brand_pages
+from clearline.catalog.pages import router as catalog_pages
 from clearline.config import get_settings
-from clearline.kit.errors import ClearlineError, UnauthenticatedError
-from clearline.kit.money import format_minor
-from clearline.models import User, WebSession
+from clearline.contract.pages import router as contract_pages
+from clearline.creator.pages import router as creator_pages
+from clearline.kit.errors import UnauthenticatedError
+from clearline.web.render import (
+    NAV,
+    PageActor,
+    PageUser,
+    check_csrf,
+    current_page_user,
+    error_page,
+    render,
+    safe_next,
+    see_other,
+    templates,
+)
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-templates.env.filters["money"] = lambda minor, currency: format_minor(minor, currency)
+__all__ = [
+    "NAV",
+    "PageActor",
+    "PageUser",
+    "check_csrf",
+    "current_page_user",
+    "error_page",
+    "render",
+    "router",
+    "templates",
+]
 
 router = APIRouter(include_in_schema=False)
 
-# Navigation entries and the roles that see them (admin sees everything).
-NAV: list[tuple[str, str, tuple[str, ...]]] = [
-    ("Brands", "/brands", ("marketing", "legal", "social_ops", "finance", "brand_ops", "brand_steward")),
-    ("Catalog", "/catalog", ("brand_ops", "brand_steward", "marketing", "legal", "finance", "social_ops")),
-    ("Creators & agencies", "/creators", ("marketing", "social_ops", "legal", "finance", "brand_steward")),
-    ("Contracts", "/contracts", ("legal", "finance", "social_ops", "marketing", "brand_steward")),
-    ("My portal", "/portal", ("creator", "agency")),
-]
-
-
-class PageUser:
-    def __init__(self, user: User, actor: Actor, web_session: WebSession) -> None:
-        self.user = user
-        self.actor = actor
-        self.csrf_token = web_session.csrf_token
-
-    @property
-    def nav(self) -> list[tuple[str, str]]:
-        return [
-            (label, href)
-            for label, href, roles in NAV
-            if self.actor.has_any((*roles, "admin")) or any(r in self.actor.grants for r in roles)
-        ]
-
-
-def current_page_user(request: Request, session: DbSession) -> PageUser:
-    token = request.cookies.get(SESSION_COOKIE)
-    found = auth_service.session_user(session, token) if token else None
-    if found is None:
-        raise UnauthenticatedError("please log in")
-    web_session, user = found
-    return PageUser(user, auth_service.actor_for(session, user), web_session)
-
-
-PageActor = Annotated[PageUser, Depends(current_page_user)]
-
-
-def check_csrf(page_user: PageUser, token: str) -> None:
-    from clearline.kit.security import constant_time_equal
-
-    if not constant_time_equal(token or "", page_user.csrf_token):
-        raise UnauthenticatedError("the form expired; reload the page")
-
-
-def render(
-    request: Request, name: str, page_user: PageUser | None, status_code: int = 200, **context: Any
-) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, {"me": page_user, **context}, status_code=status_code)
-
-
-def error_page(request: Request, exc: ClearlineError) -> Response:
-    if isinstance(exc, UnauthenticatedError) and request.method == "GET":
-        return RedirectResponse("/login", status_code=303)
-    return render(request, "error.html", None, status_code=exc.status_code, error=exc)
-
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request) -> HTMLResponse:
-    return render(request, "login.html", None)
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    return render(request, "login.html", None, next=safe_next(next))
 
 
 @router.post("/login")
 def login(
-    request: Request, session: DbSession, email: Annotated[str, Form()], password: Annotated[str, Form()]
+    request: Request,
+    session: DbSession,
+    email: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
 ) -> Response:
     try:
         _, token = auth_service.login(
             session, email=email, password=password, max_age_hours=get_settings().session_max_age_hours
         )
     except UnauthenticatedError as exc:
-        return render(request, "login.html", None, status_code=401, error=exc.message, email=email)
-    response = RedirectResponse("/", status_code=303)
+        return render(
+            request, "login.html", None, status_code=401, error=exc.message, email=email, next=safe_next(next)
+        )
+    response = see_other(safe_next(next))
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -110,7 +85,7 @@ def logout(
 ) -> Response:
     check_csrf(page_user, csrf_token)
     auth_service.logout(session, request.cookies.get(SESSION_COOKIE, ""))
-    response = RedirectResponse("/login", status_code=303)
+    response = see_other("/login")
     response.delete_cookie(SESSION_COOKIE)
     return response
 
@@ -119,5 +94,9 @@ def logout(
 def home(request: Request, page_user: PageActor) -> Response:
     nav = page_user.nav
     if nav:
-        return RedirectResponse(nav[0][1], status_code=303)
+        return see_other(nav[0][1])
     return render(request, "home.html", page_user)
+
+
+for _domain_pages in (brand_pages, catalog_pages, creator_pages, contract_pages):
+    router.include_router(_domain_pages)
