@@ -15,6 +15,7 @@ from clearline import __version__
 from clearline.audit.endpoints import router as audit_router
 from clearline.auth.endpoints import router as auth_router
 from clearline.brand.endpoints import router as brand_router
+from clearline.brief.endpoints import router as brief_router
 from clearline.campaign.endpoints import router as campaign_router
 from clearline.catalog.endpoints import router as catalog_router
 from clearline.commission.endpoints import router as commission_router
@@ -41,6 +42,7 @@ def _api_router() -> APIRouter:
         ingest_router,
         commission_router,
         payout_router,
+        brief_router,
         audit_router,
     ):
         api.include_router(router)

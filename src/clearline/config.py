@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     business_end: dt.time = Field(default=dt.time(17, 0), description="End of the business day, local.")
     holidays: list[dt.date] = Field(default_factory=list, description="Non-working dates, local.")
     session_max_age_hours: int = 12
+    approval_sla_hours: dict[str, float] = Field(
+        default={"content_check": 24, "legal_clearance": 48, "claims_rework": 72},
+        description="Business hours per approval step kind.",
+    )
+    storage_dir: str = Field(default="var/files", description="Where uploaded creatives and proofs are kept.")
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, description="Largest accepted upload.")
     click_logging: bool = Field(default=True, description="Store clicks (off only to measure its cost).")
     link_poll_seconds: float = Field(default=0.5, description="How often each worker follows link changes.")
     run_jobs: bool = Field(default=True, description="Run the periodic jobs consumer inside `serve`.")

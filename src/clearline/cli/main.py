@@ -248,6 +248,27 @@ def import_creators(
     console.print(f"creators: {report.created} created")
 
 
+approvals_app = typer.Typer(help="Approval SLAs.", no_args_is_help=True)
+app.add_typer(approvals_app, name="approvals")
+
+
+@approvals_app.command("check")
+def approvals_check() -> None:
+    """Mark overdue approval steps as breached and escalate them; exit 2 when any is overdue."""
+    from clearline.auth.actor import Actor
+    from clearline.brief import approval
+
+    with command_unit() as session:
+        overdue = approval.check_breaches(session, Actor.system("cli:approvals check"))
+        lines = [f"step {s.id}: {s.kind} of {s.subject_type} {s.subject_id} ({s.role}) due {s.due_at:%Y-%m-%d %H:%M}"
+                 for s in overdue]
+    for line in lines:
+        console.print(line)
+    console.print(f"{len(lines)} newly overdue step(s) escalated")
+    if lines:
+        raise typer.Exit(code=2)
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the hash chain; exit 1 naming the first broken link."""

@@ -21,7 +21,8 @@ huey = _make_huey()
 
 def start_consumer():  # type: ignore[no-untyped-def]
     """Run a consumer on threads inside this process (what `clearline serve` does for a pilot)."""
-    import clearline.link.tasks  # noqa: F401  (registers the periodic tasks)
+    import clearline.brief.tasks  # noqa: F401  (registers the periodic tasks)
+    import clearline.link.tasks  # noqa: F401
 
     consumer = huey.create_consumer(workers=1, periodic=True, worker_type="thread", check_worker_health=False)
     consumer.start()

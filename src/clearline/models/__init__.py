@@ -2,6 +2,15 @@
 
 from clearline.models.audit import AuditEvent, AuditHead
 from clearline.models.brand import Brand
+from clearline.models.brief import (
+    ApprovalStep,
+    Brief,
+    BriefTemplate,
+    Creative,
+    CreativeVersion,
+    ProofOfPosting,
+    ScheduledPost,
+)
 from clearline.models.campaign import Campaign
 from clearline.models.catalog import Offer, Sku
 from clearline.models.commission import CommissionLine, LedgerAccount, LedgerEntry, LedgerPosting
@@ -22,6 +31,13 @@ from clearline.models.payout import Dispute, PayoutItem, PayoutLine, PayoutRun, 
 from clearline.models.user import ROLES, ApiKey, RoleGrant, User, WebSession
 
 __all__ = [
+    "ApprovalStep",
+    "Brief",
+    "BriefTemplate",
+    "Creative",
+    "CreativeVersion",
+    "ProofOfPosting",
+    "ScheduledPost",
     "Dispute",
     "PayoutItem",
     "PayoutLine",

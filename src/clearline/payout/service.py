@@ -160,6 +160,20 @@ def _signed_off_at(session: Session, brand_id: int, payee_type: str, payee_id: i
         Link.brand_id == brand_id, Link.creator_id.in_(creators), Link.signed_off_at <= until))
 
 
+def _brief_approved_at(session: Session, brand_id: int, payee_type: str, payee_id: int, until: dt.datetime
+                       ) -> dt.datetime | None:
+    """The latest approval of a brief the payee's creators made content for, up to the run's date."""
+    from clearline.models import Brief, Creative
+
+    if payee_type == "agency":
+        creators = select(RosterEntry.creator_id).where(RosterEntry.agency_id == payee_id)
+    else:
+        creators = select(Creator.id).where(Creator.id == payee_id)
+    briefs = select(Creative.brief_id).where(Creative.creator_id.in_(creators))
+    return session.scalar(select(func.max(Brief.approved_at)).where(
+        Brief.brand_id == brand_id, Brief.id.in_(briefs), Brief.approved_at <= until))
+
+
 def create_run(session: Session, actor: Actor, *, brand_id: int, as_of: dt.datetime,
                period_start: dt.datetime | None = None, minimum: Decimal = DEFAULT_MINIMUM) -> PayoutRun:
     """Create a draft run as of a date. Clears due commissions first; pays nothing already taken by a run."""
@@ -205,6 +219,7 @@ def create_run(session: Session, actor: Actor, *, brand_id: int, as_of: dt.datet
             commission_line_count=len({c.commission_line_id for c in commission_lines}), contract_id=contract_id,
             contract_version=version, contract_accepted_at=accepted_at,
             link_signed_off_at=_signed_off_at(session, brand.id, payee_type, payee_id, as_of),
+            brief_approved_at=_brief_approved_at(session, brand.id, payee_type, payee_id, as_of),
             invoice_reference="")
         session.add(line)
         session.flush()

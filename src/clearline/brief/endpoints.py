@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, UploadFile
+
+from clearline.auth.deps import CurrentActor, DbSession
+from clearline.brief import approval, creative, service
+from clearline.brief.schemas import (
+    BriefIn,
+    BriefRead,
+    CreativeIn,
+    CreativeRead,
+    DecisionIn,
+    ProofIn,
+    ScheduleIn,
+    StepRead,
+)
+
+router = APIRouter(tags=["briefs"])
+
+
+@router.post("/brands/{brand_id}/briefs", response_model=BriefRead, status_code=201)
+def create_brief(brand_id: int, body: BriefIn, session: DbSession, actor: CurrentActor) -> object:
+    """Marketing writes a brief; a missing tracking field is a 422 naming every one of them."""
+    return service.create_brief(session, actor, brand_id=brand_id, data=body)
+
+
+@router.get("/briefs", response_model=list[BriefRead])
+def list_briefs(session: DbSession, actor: CurrentActor, brand_id: int | None = None) -> object:
+    return service.list_briefs(session, actor, brand_id=brand_id)
+
+
+@router.get("/briefs/{brief_id}", response_model=BriefRead)
+def get_brief(brief_id: int, session: DbSession, actor: CurrentActor) -> object:
+    return service.get_brief(session, actor, brief_id)
+
+
+@router.put("/briefs/{brief_id}", response_model=BriefRead)
+def update_brief(brief_id: int, body: BriefIn, session: DbSession, actor: CurrentActor) -> object:
+    return service.update_brief(session, actor, brief_id=brief_id, data=body)
+
+
+@router.post("/briefs/{brief_id}/submit", response_model=BriefRead)
+def submit_brief(brief_id: int, session: DbSession, actor: CurrentActor) -> object:
+    """To legal: clearance of a new offer (48 business hours) or a content check (24)."""
+    return service.submit_brief(session, actor, brief_id=brief_id)
+
+
+@router.post("/brands/{brand_id}/brief-templates", status_code=201)
+def create_template(brand_id: int, body: dict[str, Any], session: DbSession, actor: CurrentActor) -> dict[str, Any]:
+    template = service.create_template(
+        session,
+        actor,
+        brand_id=brand_id,
+        name=str(body.get("name", "template")),
+        defaults=dict(body.get("defaults") or {}),
+    )
+    return {"id": template.id, "name": template.name, "defaults": template.defaults}
+
+
+@router.get("/briefs-duplicates")
+def duplicates(session: DbSession, actor: CurrentActor, threshold: float = service.SIMILARITY_THRESHOLD) -> object:
+    """Similar briefs for the same SKU across teams or brands."""
+    return service.duplicates(session, actor, threshold=threshold)
+
+
+@router.get("/offer-collisions")
+def collisions(session: DbSession, actor: CurrentActor) -> object:
+    """Overlapping offer windows on the same SKU across brands."""
+    return service.collisions(session, actor)
+
+
+@router.get("/approvals", response_model=list[StepRead])
+def approval_queue(
+    session: DbSession, actor: CurrentActor, brand_id: int | None = None, role: str | None = None
+) -> object:
+    """Open approval steps for your roles, earliest due first."""
+    return approval.queue(session, actor, brand_id=brand_id, role=role)
+
+
+@router.post("/approvals/{step_id}/decision", response_model=StepRead)
+def decide(step_id: int, body: DecisionIn, session: DbSession, actor: CurrentActor) -> object:
+    """Approve or request changes; approver, time and comment are recorded."""
+    return approval.decide(session, actor, step_id=step_id, decision=body.decision, comment=body.comment)
+
+
+@router.post("/creatives", response_model=CreativeRead, status_code=201)
+def create_creative(body: CreativeIn, session: DbSession, actor: CurrentActor) -> object:
+    return creative.create_creative(session, actor, **body.model_dump())
+
+
+@router.get("/creatives", response_model=list[CreativeRead])
+def list_creatives(session: DbSession, actor: CurrentActor, brief_id: int | None = None) -> object:
+    return creative.list_creatives(session, actor, brief_id=brief_id)
+
+
+@router.post("/creatives/{creative_id}/versions", status_code=201)
+async def add_version(
+    creative_id: int,
+    session: DbSession,
+    actor: CurrentActor,
+    caption: Annotated[str, Form()] = "",
+    file: UploadFile | None = None,
+) -> dict[str, Any]:
+    """A new version (caption, optional file within the size and type limits); it opens a review."""
+    data = await file.read() if file is not None else None
+    version = creative.add_version(
+        session,
+        actor,
+        creative_id=creative_id,
+        caption=caption,
+        data=data,
+        file_name=(file.filename or "") if file else "",
+        content_type=(file.content_type or "") if file else "",
+    )
+    return {"id": version.id, "version": version.version, "file_key": version.file_key}
+
+
+@router.post("/creatives/{creative_id}/schedule", status_code=201)
+def schedule(creative_id: int, body: ScheduleIn, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
+    """Schedule only with an accepted contract, a live link and this channel's approval — else 409 listing
+    every missing item."""
+    post = creative.schedule(session, actor, creative_id=creative_id, scheduled_for=body.scheduled_for)
+    return {"id": post.id, "scheduled_for": post.scheduled_for, "channel": post.channel}
+
+
+@router.post("/creatives/{creative_id}/proofs", status_code=201)
+def add_proof(creative_id: int, body: ProofIn, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
+    proof = creative.add_proof(session, actor, creative_id=creative_id, url=body.url, posted_at=body.posted_at)
+    return {"id": proof.id, "url": proof.url, "posted_at": proof.posted_at}

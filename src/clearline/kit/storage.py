@@ -1,0 +1,80 @@
+"""File storage behind one interface (local disk by default), with size and type limits."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from clearline.kit.errors import ValidationFailedError
+
+ALLOWED_TYPES = {
+    "image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif",
+    "video/mp4": ".mp4", "video/quicktime": ".mov", "application/pdf": ".pdf", "text/plain": ".txt",
+}
+# Magic numbers, so a file cannot claim to be something it is not.
+SIGNATURES = {
+    "image/jpeg": (b"\xff\xd8\xff",), "image/png": (b"\x89PNG\r\n\x1a\n",), "image/gif": (b"GIF87a", b"GIF89a"),
+    "application/pdf": (b"%PDF-",),
+}
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    name: str
+    content_type: str
+    size: int
+
+
+class Storage(Protocol):
+    def put(self, data: bytes, *, name: str, content_type: str) -> StoredFile: ...
+
+    def get(self, key: str) -> bytes: ...
+
+
+def check_upload(data: bytes, *, content_type: str, max_bytes: int) -> None:
+    if content_type not in ALLOWED_TYPES:
+        raise ValidationFailedError(f"file type {content_type!r} is not accepted",
+                                    details=[{"loc": ["file"], "msg": f"allowed: {', '.join(sorted(ALLOWED_TYPES))}"}])
+    if not data:
+        raise ValidationFailedError("empty file", details=[{"loc": ["file"], "msg": "empty"}])
+    if len(data) > max_bytes:
+        raise ValidationFailedError(f"file is larger than {max_bytes} bytes",
+                                    details=[{"loc": ["file"], "msg": f"{len(data)} > {max_bytes} bytes"}])
+    magic = SIGNATURES.get(content_type)
+    if magic and not any(data.startswith(m) for m in magic):
+        raise ValidationFailedError("file content does not match its type",
+                                    details=[{"loc": ["file"], "msg": f"not a {content_type} file"}])
+
+
+class LocalStorage:
+    """Content-addressed files under a directory: the key is the SHA-256 plus the type's extension."""
+
+    def __init__(self, root: str | Path, *, max_bytes: int) -> None:
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+
+    def put(self, data: bytes, *, name: str, content_type: str) -> StoredFile:
+        check_upload(data, content_type=content_type, max_bytes=self.max_bytes)
+        key = hashlib.sha256(data).hexdigest() + ALLOWED_TYPES[content_type]
+        path = self.root / key[:2] / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return StoredFile(key, Path(name).name[:200], content_type, len(data))
+
+    def get(self, key: str) -> bytes:
+        if "/" in key or ".." in key:
+            raise ValidationFailedError("bad key", details=[{"loc": ["key"], "msg": key}])
+        return (self.root / key[:2] / key).read_bytes()
+
+
+def default_storage() -> Storage:
+    from clearline.config import get_settings
+
+    settings = get_settings()
+    return LocalStorage(settings.storage_dir, max_bytes=settings.max_upload_bytes)
