@@ -100,12 +100,14 @@ def demo(
     from clearline.demo.seed import seed_pilot
 
     _upgrade()
-    from clearline.demo.simulate import pilot_payout, simulate_pilot
+    from clearline.demo.simulate import pilot_briefs, pilot_payout, simulate_pilot
 
     with command_unit() as session:
         result = seed_pilot(session)
     with command_unit() as session:
         simulation = simulate_pilot(session)
+    with command_unit() as session:
+        briefs = pilot_briefs(session)
     with command_unit() as session:
         payout = pilot_payout(session)
     port = port or int(os.environ.get("PORT", "8000"))
@@ -115,6 +117,10 @@ def demo(
         console.print(f"30-day pilot simulated: {simulation.clicks} clicks, {simulation.orders} orders, "
                       f"{simulation.refunds} returns, {simulation.chargebacks} chargeback, "
                       f"{simulation.cleared} commission lines cleared")
+    if briefs:
+        console.print(f"briefs: {briefs['briefs']}, content scheduled for {briefs['scheduled']} creators, "
+                      f"{briefs['refused']} schedule refused (no approval yet), "
+                      f"{briefs['breached']} SLA breach escalated")
     if not payout.skipped:
         console.print(f"payout run {payout.run_id}: {payout.lines} payee line(s), "
                       + ", ".join(f"{v} {k}" for k, v in (payout.totals or {}).items())

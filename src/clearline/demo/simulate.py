@@ -185,3 +185,68 @@ def pilot_payout(session: Session) -> PayoutDemo:
     result = export.reconcile(session, finance[0], run_id=run.id, data=paid.getvalue())
     return PayoutDemo(run.id, len(service.run_lines(session, run.id)), service.totals(session, run.id),
                       result.accuracy_bp)
+
+
+def pilot_briefs(session: Session) -> dict[str, int]:
+    """Briefs, creatives and approvals for the pilot: most content approved and scheduled, one legal review
+    left past its SLA (breached and escalated), and one schedule refused for a missing approval."""
+    from clearline.auth import service as auth_service
+    from clearline.brief import approval, creative, service
+    from clearline.brief.schemas import BriefIn
+    from clearline.kit.errors import ConflictError
+    from clearline.models import ApprovalStep, Brief, Campaign, User
+
+    brand = brand_repository.by_slug(session, BRAND_SLUG)
+    if brand is None or session.scalar(select(Brief.id).where(Brief.brand_id == brand.id).limit(1)):
+        return {}
+
+    def actor(email: str) -> Actor:
+        return auth_service.actor_for(session, session.scalar(select(User).where(User.email == email)))
+
+    marketing, legal = actor("marketing@clearline.demo"), actor("legal@clearline.demo")
+    ops = actor("ops@clearline.demo")
+    campaign = session.scalar(select(Campaign).where(Campaign.brand_id == brand.id))
+    offer = session.scalar(select(Offer).where(Offer.brand_id == brand.id))
+    skus = sorted(offer.eligible_skus)[:3] if offer else []
+    brief = service.create_brief(session, marketing, brand_id=brand.id, data=BriefIn(
+        campaign_id=campaign.id, title="Glow season: vitamin C serum hero", team="growth", skus=skus,
+        offer_code=offer.code if offer else "", landing_url="https://shop.acme-beauty.com/collections/glow",
+        call_to_action="Tap the link or use your code for 20 % off", key_messages=[
+            "Visible glow in two weeks", "Dermatologist tested"], disclaimers=["#ad", "Paid partnership"],
+        measurement_note="Signed link (clid) and personal coupon code; orders tracked by postback"))
+    service.submit_brief(session, marketing, brief_id=brief.id)
+    step = approval.queue(session, legal, brand_id=brand.id)[0]
+    approval.decide(session, legal, step_id=step.id, decision="changes_requested", comment="soften 'visible glow'")
+    service.submit_brief(session, marketing, brief_id=brief.id)
+    step = approval.queue(session, legal, brand_id=brand.id)[0]
+    approval.decide(session, legal, step_id=step.id, decision="approved", comment="cleared")
+    scheduled = refused = 0
+    links = {link.creator_id: link for link in session.scalars(select(Link).where(Link.brand_id == brand.id))}
+    for creator_id, link in sorted(links.items()):
+        made = creative.create_creative(session, ops, brief_id=brief.id, creator_id=creator_id, channel=link.channel)
+        creative.add_version(session, ops, creative_id=made.id, caption="My glow routine with @acmebeauty #ad")
+        if creator_id == max(links):  # the last one is still in review: scheduling it is refused
+            try:
+                creative.schedule(session, ops, creative_id=made.id, scheduled_for=dt.datetime.now(dt.UTC))
+            except ConflictError:
+                refused += 1
+            continue
+        for open_step in approval.queue(session, marketing, brand_id=brand.id):
+            if open_step.subject_type == "creative" and open_step.subject_id == made.id:
+                approval.decide(session, marketing, step_id=open_step.id, decision="approved", comment="on brand")
+        creative.schedule(session, ops, creative_id=made.id,
+                          scheduled_for=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+        scheduled += 1
+    # A second brief waits on legal past its 48 business hours: the SLA check marks it and escalates.
+    late = service.create_brief(session, marketing, brand_id=brand.id, data=BriefIn(
+        campaign_id=campaign.id, title="Holiday gift sets", team="seasonal", skus=skus[:1],
+        offer_code=offer.code if offer else "", landing_url="https://shop.acme-beauty.com/collections/gifts",
+        call_to_action="Gift the glow", key_messages=["Limited holiday sets"], disclaimers=["#ad"],
+        measurement_note="Signed link and coupon"))
+    service.submit_brief(session, marketing, brief_id=late.id)
+    overdue = session.scalar(select(ApprovalStep).where(ApprovalStep.subject_type == "brief",
+                                                        ApprovalStep.subject_id == late.id))
+    overdue.opened_at -= dt.timedelta(days=7)
+    overdue.due_at -= dt.timedelta(days=7)
+    breached = len(approval.check_breaches(session, Actor.system("demo: approvals check")))
+    return {"briefs": 2, "scheduled": scheduled, "refused": refused, "breached": breached}
