@@ -14,11 +14,15 @@ from fastapi.responses import HTMLResponse, Response
 from clearline.auth import service as auth_service
 from clearline.auth.deps import SESSION_COOKIE, DbSession
 from clearline.brand.pages import router as brand_pages
+from clearline.brief.pages import router as brief_pages
 from clearline.catalog.pages import router as catalog_pages
+from clearline.commission.pages import router as commission_pages
 from clearline.config import get_settings
 from clearline.contract.pages import router as contract_pages
 from clearline.creator.pages import router as creator_pages
 from clearline.kit.errors import UnauthenticatedError
+from clearline.link.pages import router as link_pages
+from clearline.payout.pages import router as payout_pages
 from clearline.web.render import (
     NAV,
     PageActor,
@@ -98,5 +102,14 @@ def home(request: Request, page_user: PageActor) -> Response:
     return render(request, "home.html", page_user)
 
 
-for _domain_pages in (brand_pages, catalog_pages, creator_pages, contract_pages):
+for _domain_pages in (
+    brand_pages,
+    catalog_pages,
+    creator_pages,
+    contract_pages,
+    link_pages,
+    commission_pages,
+    brief_pages,
+    payout_pages,
+):
     router.include_router(_domain_pages)

@@ -71,6 +71,11 @@ NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("Catalog", "/catalog", ("brand_ops", "brand_steward", "marketing", "legal", "finance", "social_ops")),
     ("Creators & agencies", "/creators", ("marketing", "social_ops", "legal", "finance", "brand_steward")),
     ("Contracts", "/contracts", ("legal", "finance", "social_ops", "marketing", "brand_steward")),
+    ("Links", "/links", ("social_ops",)),
+    ("Orders", "/orders", ("finance", "legal", "marketing", "social_ops", "brand_steward")),
+    ("Briefs", "/briefs", ("marketing", "legal", "social_ops", "brand_steward")),
+    ("Approvals", "/approvals", ("legal", "marketing", "social_ops")),
+    ("Payouts", "/payouts", ("finance",)),
     ("My portal", "/portal", ("creator", "agency")),
 ]
 
