@@ -1,4 +1,9 @@
-"""Redirect tests need committed data: the hot path reads links through its own connections."""
+"""Link test fixtures.
+
+Redirect and CLI tests need committed data (the hot path and the CLI read links through their own
+connections): `program` builds it in a database of the module's own. Service tests use `world`, built
+inside the rolled-back `db` fixture.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from clearline.auth import service as auth_service
+from clearline.auth.actor import Actor
 from clearline.campaign import service as campaign_service
 from clearline.campaign.schemas import CampaignCreate
 from clearline.contract import service as contract_service
 from clearline.kit.db import make_engine
+from clearline.models import Brand, Campaign, Creator, User
 from tests import factories
 from tests.conftest import _fresh_database, drop_database, migrate
 
@@ -88,3 +95,62 @@ def ops_session(program: Program) -> Iterator[tuple[Session, object]]:
 
         user = session.get(User, program.ops_user_id)
         yield session, auth_service.actor_for(session, user)
+
+
+# --- rolled-back world (the `db` fixture): for service tests that need no committed data -------------
+
+
+@dataclass
+class World:
+    """One brand with SKUs, a 30-day campaign, a contracted creator, a spare creator and a social_ops user."""
+
+    brand: Brand
+    campaign: Campaign
+    creator: Creator
+    spare: Creator
+    ops_user: User
+    ops: Actor
+    creator_user: User
+
+
+def campaign(session: Session, brand_id: int, *, slug: str = "spring-drop", days: int = 30) -> Campaign:
+    now = dt.datetime.now(dt.UTC)
+    return campaign_service.create_campaign(
+        session,
+        factories.SYSTEM,
+        brand_id=brand_id,
+        data=CampaignCreate(
+            slug=slug,
+            name=slug.replace("-", " ").title(),
+            payment_model="cpa",
+            starts_at=now - dt.timedelta(days=1),
+            ends_at=now + dt.timedelta(days=days),
+            fallback_url="https://shop.example.com/fallback",
+        ),
+    )
+
+
+def build_world(session: Session, *, handle: str = "anna.glow") -> World:
+    brand = factories.brand(session, domains=("shop.example.com",))
+    factories.skus(session, brand.id)
+    ops_user = factories.user(session, ("social_ops", brand.id))
+    found = campaign(session, brand.id)
+    creator = factories.creator(session, brand.id, handle=handle)
+    spare = factories.creator(session, brand.id)
+    contract = factories.contract(session, brand.id, creator_id=creator.id)
+    creator_user = factories.user(session, ("creator", brand.id), creator_id=creator.id)
+    contract_service.accept_contract(session, auth_service.actor_for(session, creator_user), contract_id=contract.id)
+    return World(
+        brand=brand,
+        campaign=found,
+        creator=creator,
+        spare=spare,
+        ops_user=ops_user,
+        ops=auth_service.actor_for(session, ops_user),
+        creator_user=creator_user,
+    )
+
+
+@pytest.fixture
+def world(db: Session) -> World:
+    return build_world(db)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import httpx
 import typer
+from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import select
 
 from clearline.cli.common import AsOption, brand_id_for, command_unit, console, fail, resolve_actor
-from clearline.models import Campaign, Link
+from clearline.models import Campaign
 
 app = typer.Typer(help="Tracked links: issue, sign off, rotate, health checks.", no_args_is_help=True)
 
@@ -23,11 +25,11 @@ def _campaign_id(session, brand: str, slug: str) -> int:  # type: ignore[no-unty
     return found
 
 
-def _link_id(session, code: str) -> int:  # type: ignore[no-untyped-def]
-    found = session.scalar(select(Link.id).where(Link.code == code))
-    if found is None:
-        fail(f"no link with code {code!r}")
-    return found
+def _link_id(session, actor, code: str) -> int:  # type: ignore[no-untyped-def]
+    """The id of the link the actor may see under ``code`` (an unseen link is "no link", named by its code)."""
+    from clearline.link import repository
+
+    return repository.get_link_by_code(session, actor, code.strip()).id
 
 
 @app.command("issue")
@@ -42,19 +44,20 @@ def issue(
     as_: str = AsOption,
 ) -> None:
     """Issue the canonical link for a creator and campaign; it waits for ops sign-off."""
-    from clearline.creator import repository as creator_repository
-    from clearline.link import service
+    from clearline.link import repository, service
 
     with command_unit() as session:
         actor = resolve_actor(session, as_)
-        found = creator_repository.creators_by_handle(session, [creator.lower()])
-        if not found:
+        campaign_id = _campaign_id(session, brand, campaign)
+        handle = creator.strip().lower()
+        found = repository.readable_creators_by_handle(session, actor, [handle])
+        if handle not in found:
             fail(f"no creator {creator!r}")
         link = service.issue_link(
             session,
             actor,
-            campaign_id=_campaign_id(session, brand, campaign),
-            creator_id=found[creator.lower()].id,
+            campaign_id=campaign_id,
+            creator_id=found[handle].id,
             channel=channel,
             destination_url=url,
             sku=sku,
@@ -74,7 +77,8 @@ def signoff(
     from clearline.link import service
 
     with command_unit() as session:
-        link = service.sign_off(session, resolve_actor(session, as_), link_id=_link_id(session, code), comment=comment)
+        actor = resolve_actor(session, as_)
+        link = service.sign_off(session, actor, link_id=_link_id(session, actor, code), comment=comment)
         status = link.status
     console.print(f"/r/{code} is {status}")
 
@@ -90,10 +94,12 @@ def rotate(
     from clearline.link import service
 
     with command_unit() as session:
-        service.rotate(
-            session, resolve_actor(session, as_), link_id=_link_id(session, code), destination_url=url, reason=reason
+        actor = resolve_actor(session, as_)
+        link = service.rotate(
+            session, actor, link_id=_link_id(session, actor, code), destination_url=url, reason=reason
         )
-    console.print(f"/r/{code} now points at {url}")
+        destination = link.destination_url
+    console.print(f"/r/{code} now points at {destination}")
 
 
 @app.command("list")
@@ -103,12 +109,15 @@ def list_links(brand: str = typer.Option(..., help="Brand slug."), as_: str = As
 
     with command_unit() as session:
         actor = resolve_actor(session, as_)
-        table = Table("code", "creator", "channel", "status", "contract", "sign-off", "health", "expires")
-        for link in repository.list_links(session, actor, brand_id=brand_id_for(session, brand)):
+        table = Table("code", "creator", "sku", "channel", "status", "contract", "sign-off", "health", "expires")
+        links = repository.list_links(session, actor, brand_id=brand_id_for(session, brand))
+        handles = repository.creator_handles(session, [link.creator_id for link in links])
+        for link in links:
             ready = service.readiness(session, link)
             table.add_row(
                 link.code,
-                str(link.creator_id),
+                handles.get(link.creator_id, str(link.creator_id)),
+                link.sku,
                 link.channel,
                 link.status,
                 "✓" if ready["contract"] else "✗",
@@ -116,7 +125,10 @@ def list_links(brand: str = typer.Option(..., help="Brand slug."), as_: str = As
                 link.health,
                 link.expires_at.date().isoformat(),
             )
-    console.print(table)
+    # Never squeeze the table below its natural width: a wrapped or truncated code cannot be copied,
+    # and piped output (no terminal, 80 columns) would otherwise cut every row.
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    Console(width=max(console.width, natural)).print(table)
 
 
 @app.command("check")
@@ -126,14 +138,14 @@ def check(
 ) -> None:
     """Probe every live link's landing page; broken ones alert ops and the creator, >2 h escalates."""
     from clearline.auth.actor import Actor
-    from clearline.link import health
+    from clearline.link import health, repository
 
     with (
         command_unit() as session,
         httpx.Client(timeout=timeout, headers={"user-agent": "clearline-linkcheck"}) as client,
     ):
         brand_id = brand_id_for(session, brand) if brand else None
-        total = session.query(Link).filter(Link.status == "live").count()
+        total = repository.count_live(session, brand_id=brand_id)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("checking links", total=total)
 

@@ -50,6 +50,16 @@ def issue_creator_code(
     ]
     if existing:
         raise ConflictError(f"{creator.handle} already has code {existing[0].code} for this campaign")
+    if valid_until is not None:
+        if valid_until.tzinfo is None:
+            raise ValidationFailedError(
+                "valid_until needs a UTC offset", details=[{"loc": ["valid_until"], "msg": "needs a UTC offset"}]
+            )
+        if valid_until <= campaign.starts_at:
+            raise ValidationFailedError(
+                "valid_until is before the campaign starts",
+                details=[{"loc": ["valid_until"], "msg": "must be after the campaign starts"}],
+            )
     if code is not None:
         code = code.strip().upper()
         if not CODE_PATTERN.match(code):
@@ -152,7 +162,8 @@ def import_codes(session: Session, actor: Actor, *, campaign_id: int, data: byte
 
     parsed = csvio.parse(data, required=IMPORT_COLUMNS, optional=IMPORT_OPTIONAL, convert=convert)
     handles = sorted({str(row["handle"]) for _, row in parsed.rows if row["handle"]})
-    creators = creator_repository.creators_by_handle(session, handles)
+    # Only creators the importer may see: a handle from another brand's roster is "no creator", not a match.
+    creators = repository.readable_creators_by_handle(session, actor, handles)
     taken = repository.coupon_codes_taken(session, campaign.brand_id, [str(r["code"]) for _, r in parsed.rows])
     seen: dict[str, int] = {}
     for line, row in parsed.rows:
@@ -163,7 +174,11 @@ def import_codes(session: Session, actor: Actor, *, campaign_id: int, data: byte
             parsed.errors.append(csvio.RowError(line, "code", f"{code} already exists on this brand"))
         if code in seen:
             parsed.errors.append(csvio.RowError(line, "code", f"{code} repeats line {seen[code]}"))
-        seen[code] = line
+        seen.setdefault(code, line)
+        starts = row["valid_from"] or campaign.starts_at
+        ends = row["valid_until"] or campaign.ends_at
+        if row["valid_from"] and not row["valid_until"] and ends <= starts:  # type: ignore[operator]
+            parsed.errors.append(csvio.RowError(line, "valid_from", "is after the campaign ends"))
     parsed.errors.sort(key=lambda e: e.line)
     csvio.raise_if_errors(parsed, "coupon import")
     for _, row in parsed.rows:

@@ -38,7 +38,8 @@ def probe(client: httpx.Client, url: str) -> tuple[bool, str]:
     return True, f"HTTP {response.status_code}"
 
 
-def _notify(session: Session, link: Link, *, kind: str, message: str, level: int = 1) -> None:
+def _notify(session: Session, link: Link, *, kind: str, ops: str, creator: str, level: int = 1) -> None:
+    """One alert for the brand's social_ops and one message to the link's creator."""
     session.add(
         Notification(
             brand_id=link.brand_id,
@@ -46,7 +47,7 @@ def _notify(session: Session, link: Link, *, kind: str, message: str, level: int
             kind=kind,
             subject_type="link",
             subject_id=link.id,
-            message=message,
+            message=ops,
             level=level,
         )
     )
@@ -58,7 +59,7 @@ def _notify(session: Session, link: Link, *, kind: str, message: str, level: int
             subject_type="link",
             subject_id=link.id,
             level=level,
-            message=message,
+            message=creator,
         )
     )
 
@@ -81,7 +82,13 @@ def check_links(
             if link.health == "broken":
                 down_for = now - (link.broken_since or now)
                 link.health, link.broken_since, link.escalated_at = "ok", None, None
-                _notify(session, link, kind="link.recovered", message=f"Link {link.code} works again after {down_for}.")
+                _notify(
+                    session,
+                    link,
+                    kind="link.recovered",
+                    ops=f"Link {link.code} works again after {down_for} ({link.destination_url}).",
+                    creator=f"Your link {link.code} works again: posts that use it can go out.",
+                )
                 audit.record(
                     session,
                     actor,
@@ -96,20 +103,29 @@ def check_links(
             else:
                 link.health = "ok"
             continue
+        # Every link broken after this check is reported (the CLI exits 2 on any), escalated or not.
+        report.broken.append(link.code)
         if link.health != "broken":
+            before = link.health
             link.health, link.broken_since = "broken", now
             _notify(
                 session,
                 link,
                 kind="link.broken",
-                message=f"Link {link.code} is broken ({detail}): its landing page does not answer. "
+                ops=f"Link {link.code} is broken ({detail}): {link.destination_url} does not answer.",
+                creator=f"Your link {link.code} is broken ({detail}): its landing page does not answer. "
                 "Ops is on it; please hold posts that use it.",
             )
             audit.record(
-                session, actor, "link.broken", link, before={"health": "ok"}, after={"health": "broken"}, reason=detail
+                session,
+                actor,
+                "link.broken",
+                link,
+                before={"health": before},
+                after={"health": "broken"},
+                reason=detail,
             )
             repository.touch(session, link.id)
-            report.broken.append(link.code)
         elif link.escalated_at is None and link.broken_since and now - link.broken_since > ESCALATE_AFTER:
             link.escalated_at = now
             session.add(
@@ -128,6 +144,4 @@ def check_links(
                 session, actor, "link.escalated", link, after={"broken_since": link.broken_since}, reason=detail
             )
             report.escalated.append(link.code)
-        else:
-            report.broken.append(link.code)
     return report

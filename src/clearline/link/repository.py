@@ -7,11 +7,13 @@ from sqlalchemy.orm import Session
 
 from clearline.auth.actor import Actor
 from clearline.auth.scope import brand_filter
+from clearline.creator.repository import readable_creators
 from clearline.kit.errors import NotFoundError
 from clearline.models import (
     Click,
     Contract,
     CouponCode,
+    Creator,
     Link,
     LinkChange,
     Notification,
@@ -55,10 +57,39 @@ def get_link(session: Session, actor: Actor, link_id: int) -> Link:
     return found
 
 
+def get_link_by_code(session: Session, actor: Actor, code: str) -> Link:
+    found = session.scalar(select(Link).where(Link.code == code, readable_links(actor)))
+    if found is None:
+        raise NotFoundError(f"no link with code {code!r}")
+    return found
+
+
+def count_live(session: Session, *, brand_id: int | None = None) -> int:
+    stmt = select(func.count()).select_from(Link).where(Link.status == "live")
+    if brand_id is not None:
+        stmt = stmt.where(Link.brand_id == brand_id)
+    return session.scalar(stmt) or 0
+
+
+def creator_handles(session: Session, creator_ids: list[int]) -> dict[int, str]:
+    if not creator_ids:
+        return {}
+    stmt = select(Creator.id, Creator.handle).where(Creator.id.in_(sorted(set(creator_ids))))
+    return {creator_id: handle for creator_id, handle in session.execute(stmt)}
+
+
 def canonical(session: Session, *, campaign_id: int, creator_id: int, sku: str) -> Link | None:
     return session.scalar(
         select(Link).where(Link.campaign_id == campaign_id, Link.creator_id == creator_id, Link.sku == sku)
     )
+
+
+def readable_creators_by_handle(session: Session, actor: Actor, handles: list[str]) -> dict[str, Creator]:
+    """handle -> creator, for the handles among the creators ``actor`` may see."""
+    if not handles:
+        return {}
+    stmt = select(Creator).where(Creator.handle.in_(handles), readable_creators(actor))
+    return {creator.handle: creator for creator in session.scalars(stmt)}
 
 
 def code_taken(session: Session, code: str) -> bool:

@@ -23,6 +23,8 @@ from clearline.models import Brand, Campaign, Creator, Link, UtmTemplate
 
 LINK_OPS = ("social_ops",)
 SIGNOFF_SLA_HOURS = 1.0
+CHANNEL_MAX = 32
+DESTINATION_MAX = 2000
 CODE_LENGTH = 8  # 57^8 ≈ 1.1e14 codes: unguessable by enumeration at any sane request rate
 
 
@@ -82,6 +84,9 @@ def _render_utm(
 
 def _check_destination(brand: Brand, url: str) -> str:
     url = url.strip()
+    # The column holds 2,000 characters: PostgreSQL would refuse a longer one with a driver error.
+    if len(url) > DESTINATION_MAX:
+        raise _invalid("destination_url", f"longer than {DESTINATION_MAX} characters")
     parts = urlsplit(url)
     if parts.username or parts.password:
         raise _invalid("destination_url", "credentials in a URL are not allowed")
@@ -144,6 +149,8 @@ def issue_link(
     channel = channel.strip().lower()
     if not channel:
         raise _invalid("channel", "required")
+    if len(channel) > CHANNEL_MAX:
+        raise _invalid("channel", f"longer than {CHANNEL_MAX} characters")
     if sku:
         from clearline.catalog import repository as catalog_repository
 
@@ -157,8 +164,13 @@ def issue_link(
         )
     limit = campaign.ends_at
     if expires_at is not None:
+        # An API body may carry a time without an offset; comparing it would crash, storing it is refused.
+        if expires_at.tzinfo is None:
+            raise _invalid("expires_at", "needs a UTC offset (e.g. 2026-12-01T00:00:00Z)")
         if expires_at > campaign.ends_at:
             raise _invalid("expires_at", "cannot be after the campaign ends")
+        if expires_at <= utcnow():
+            raise _invalid("expires_at", "is in the past: the link would never work")
         limit = expires_at
     code = random_code(CODE_LENGTH)
     while repository.code_taken(session, code):
@@ -300,8 +312,11 @@ def rotate(session: Session, actor: Actor, *, link_id: int, destination_url: str
 
 
 def retire(session: Session, actor: Actor, *, link_id: int, reason: str) -> Link:
+    """Take a link out of service for good (its clicks go to the campaign fallback), audited with a reason."""
     link = repository.get_link(session, actor, link_id)
     actor.require(*LINK_OPS, brand_id=link.brand_id)
+    if not reason.strip():
+        raise _invalid("reason", "a retirement needs a reason")
     if link.status == "retired":
         raise ConflictError(f"link {link.code} is already retired")
     before = link.status

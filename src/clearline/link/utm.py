@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import string
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
 PLACEHOLDERS = frozenset({"brand", "channel", "campaign", "campaign_id", "creator", "sku"})
 PARAMS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_id", "utm_term")
@@ -16,7 +16,7 @@ DEFAULT_TEMPLATE: dict[str, str] = {
     "utm_id": "{campaign_id}",
     "utm_term": "{sku}",
 }
-_VALUE = re.compile(r"^[a-z0-9_.\-]*$")
+_VALUE = re.compile(r"[a-z0-9_.\-]*")
 
 
 class TemplateError(ValueError):
@@ -32,12 +32,20 @@ def validate_template(params: dict[str, str]) -> dict[str, str]:
     for name, pattern in params.items():
         if name not in PARAMS:
             raise TemplateError(name, f"unknown parameter (allowed: {', '.join(PARAMS)})")
-        fields = [f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None]
-        unknown = [f for f in fields if f not in PLACEHOLDERS]
-        if unknown:
-            raise TemplateError(name, f"unknown placeholder {{{unknown[0]}}}")
-        literal = "".join(text for text, *_ in string.Formatter().parse(pattern))
-        if not _VALUE.match(literal):
+        try:
+            pieces = list(string.Formatter().parse(pattern))
+        except ValueError as exc:
+            raise TemplateError(name, f"malformed placeholder: {exc}") from None
+        for _, field, spec, conversion in pieces:
+            if field is None:
+                continue
+            if field not in PLACEHOLDERS:
+                raise TemplateError(name, f"unknown placeholder {{{field}}}")
+            # A format spec such as {creator:x>999999999} would let a template allocate without bound.
+            if spec or conversion:
+                raise TemplateError(name, f"placeholder {{{field}}} takes no conversion or format spec")
+        literal = "".join(text for text, *_ in pieces)
+        if not _VALUE.fullmatch(literal):
             raise TemplateError(name, "literal text must be lowercase letters, digits, '_', '-' or '.'")
         cleaned[name] = pattern
     for required in ("utm_source", "utm_medium", "utm_campaign"):
@@ -58,8 +66,14 @@ def render(template: dict[str, str], **values: str) -> dict[str, str]:
 
 
 def with_params(url: str, params: dict[str, str]) -> str:
-    """Append parameters to a URL, keeping the query it already has (existing keys are not duplicated)."""
+    """Append parameters to a URL, keeping the query it already has (existing keys are not duplicated).
+
+    Untouched parameters keep their exact bytes: a storefront may read ``?preview`` or ``q=a%20b``
+    differently from a re-encoded ``preview=`` or ``q=a+b``.
+    """
+    if not params:
+        return url
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
-    query.extend(params.items())
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+    kept = [piece for piece in parts.query.split("&") if piece and unquote_plus(piece.partition("=")[0]) not in params]
+    query = "&".join([*kept, urlencode(list(params.items()))])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
