@@ -17,17 +17,19 @@ app = typer.Typer(help="Payout runs, the finance files and reconciliation.", no_
 
 @app.command("run")
 def run(brand: str = typer.Option(..., help="Brand slug."),
-        as_of: str = typer.Option(..., help="Pay what cleared by this date/time (ISO 8601, UTC)."),
+        as_of: str = typer.Option(..., help="Pay what cleared by this date/time (ISO 8601, UTC; not in the future)."),
         minimum: str = typer.Option("50.00", help="Minimum payout; smaller balances carry forward."),
         as_: str = AsOption) -> None:
     """Create a draft payout run (finance). Running it again pays nothing twice."""
-    from clearline.kit.clock import parse_datetime
+    from clearline.kit.clock import parse_datetime, utcnow
     from clearline.payout import service
 
     try:
         when = parse_datetime(as_of if "T" in as_of else as_of + "T23:59:59Z")
     except ValueError:
         fail(f"--as-of {as_of!r} is not an ISO date")
+    if "T" not in as_of:
+        when = min(when, utcnow())  # a bare date means the end of that day, or now if that day is today
     with command_unit() as session, Progress(console=console, transient=True) as progress:
         progress.add_task("building the run", total=None)
         created = service.create_run(session, resolve_actor(session, as_), brand_id=brand_id_for(session, brand),

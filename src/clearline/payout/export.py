@@ -90,8 +90,9 @@ def detail_csv(session: Session, actor: Actor, *, run_id: int) -> str:
 def export(session: Session, actor: Actor, *, run_id: int) -> tuple[str, str]:
     """Both files of an approved run; the export is recorded (time, who)."""
     run = get_run(session, actor, run_id)
-    if run.status == "draft":
-        raise ConflictError(f"run {run.id} is not approved yet: finance imports approved runs only")
+    if run.status not in ("approved", "paid", "reconciled"):
+        # A discarded run has no lines left: exporting it would hand finance an empty but valid-looking file.
+        raise ConflictError(f"run {run.id} is {run.status}, not approved: finance imports approved runs only")
     files = payout_csv(session, actor, run_id=run.id), detail_csv(session, actor, run_id=run.id)
     if run.exported_at is None:
         run.exported_at = utcnow()
@@ -126,6 +127,16 @@ def reconcile(session: Session, actor: Actor, *, run_id: int, data: bytes | str)
         return {"line_id": line_id, "currency": currency, "amount": amount, "reference": row.get("reference", "")}
 
     parsed = csvio.parse(data, required=RECONCILE_COLUMNS, convert=convert)
+    # A line paid twice in the file would otherwise be matched on its last row and the double payment lost.
+    first_seen: dict[int, int] = {}
+    for line_no, row in parsed.rows:
+        line_id = int(row["line_id"])  # type: ignore[call-overload]
+        if line_id in first_seen:
+            parsed.errors.append(csvio.RowError(line_no, "payout_line_id",
+                                                f"payout line {line_id} is already on line {first_seen[line_id]}"))
+        else:
+            first_seen[line_id] = line_no
+    parsed.errors.sort(key=lambda e: e.line)
     csvio.raise_if_errors(parsed, "paid file")
     lines = {line.id: line for line in run_lines(session, run.id)}
     paid = {}

@@ -22,10 +22,11 @@ from clearline.brand import repository as brand_repository
 from clearline.commission import service as commission_service
 from clearline.kit import money
 from clearline.kit.clock import utcnow
-from clearline.kit.errors import ConflictError, ForbiddenError, NotFoundError
+from clearline.kit.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
 from clearline.ledger import service as ledger
 from clearline.models import (
     Agency,
+    Brand,
     CommissionLine,
     Contract,
     ContractAcceptance,
@@ -72,21 +73,40 @@ def _open_disputes():  # type: ignore[no-untyped-def]
     return exists().where(Dispute.commission_line_id == CommissionLine.id, Dispute.status == "open")
 
 
+def _taken_lines(session: Session, line_ids: set[int | None], chunk: int = 5000) -> set[int]:
+    """The lines among ``line_ids`` that an earlier run already took (their 'commission:<id>' item exists,
+    whatever its kind: a line taken at a negative remainder is a clawback item, and still taken)."""
+    wanted = sorted(i for i in line_ids if i is not None)
+    taken: set[int] = set()
+    for start in range(0, len(wanted), chunk):
+        sources = [f"commission:{i}" for i in wanted[start:start + chunk]]
+        found = session.scalars(select(PayoutItem.commission_line_id).where(PayoutItem.source.in_(sources)))
+        taken.update(i for i in found if i is not None)
+    return taken
+
+
 def plan(session: Session, *, brand_id: int, as_of: dt.datetime) -> RunPlan:
     """Everything payable as of ``as_of`` that no run has taken yet (set-based queries)."""
     result = RunPlan()
     lines = session.execute(
         select(CommissionLine.id, CommissionLine.payee_type, CommissionLine.payee_id, CommissionLine.currency,
                CommissionLine.amount - CommissionLine.reversed_amount - CommissionLine.reserve_amount,
-               CommissionLine.rule, CommissionLine.order_id)
+               CommissionLine.reserve_amount, CommissionLine.rule, CommissionLine.order_id)
         .where(CommissionLine.brand_id == brand_id, CommissionLine.cleared_at.is_not(None),
                CommissionLine.eligible_at <= as_of, CommissionLine.hold_reason == "", ~_open_disputes(),
                _not_taken("commission", CommissionLine.id))).all()
-    for line_id, payee_type, payee_id, currency, amount, rule, order_id in lines:
+    for line_id, payee_type, payee_id, currency, amount, reserve, rule, order_id in lines:
         if amount > 0:
             kind = "retainer" if rule == "retainer" else "commission"
-            result.candidates.append(Candidate(f"commission:{line_id}", kind, (payee_type, payee_id, currency), amount,
-                                               line_id, order_id))
+        elif amount < 0 or reserve > 0:
+            # A clawback took more than the share that was not held in reserve: the line is taken at what it
+            # owes (a clawback, never a negative commission), so its released reserve nets against it and
+            # any later clawback on it nets off like one on a paid line.
+            kind = "clawback"
+        else:
+            continue
+        result.candidates.append(Candidate(f"commission:{line_id}", kind, (payee_type, payee_id, currency), amount,
+                                           line_id, order_id))
     releases = session.execute(
         select(CommissionLine.id, CommissionLine.payee_type, CommissionLine.payee_id, CommissionLine.currency,
                CommissionLine.reserve_amount, CommissionLine.order_id)
@@ -99,27 +119,26 @@ def plan(session: Session, *, brand_id: int, as_of: dt.datetime) -> RunPlan:
                                            amount, line_id, order_id))
     # Clawbacks debit the payee's available balance. One on a line not yet paid is already inside the
     # line's unpaid remainder (amount − reversed), so it is absorbed; on a paid line it nets off now.
+    # Every clawback recorded so far counts, whatever its date: the remainder above already reflects it,
+    # so one dated after ``as_of`` and left for a later run would be taken back a second time there.
     clawbacks = session.execute(
         select(LedgerEntry.id, LedgerEntry.commission_line_id, LedgerAccount.owner_type, LedgerAccount.owner_id,
                LedgerAccount.currency, LedgerPosting.amount)
         .join(LedgerPosting, LedgerPosting.entry_id == LedgerEntry.id)
         .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
         .where(LedgerEntry.brand_id == brand_id, LedgerEntry.kind.in_(CLAWBACK_KINDS),
-               LedgerAccount.kind == ledger.AVAILABLE, LedgerPosting.amount < 0, LedgerEntry.effective_at <= as_of,
+               LedgerAccount.kind == ledger.AVAILABLE, LedgerPosting.amount < 0,
                _not_taken("clawback", LedgerEntry.id))).all()
-    clawed = {line_id for _, line_id, *_ in clawbacks}
-    paid_ids = set(session.scalars(select(PayoutItem.commission_line_id).where(
-        PayoutItem.kind.in_(("commission", "retainer")), PayoutItem.commission_line_id.in_(clawed))))
-    for entry_id, line_id, owner_type, owner_id, currency, amount in clawbacks:
+    paid_ids = _taken_lines(session, {clawed for _, clawed, *_ in clawbacks})
+    for entry_id, clawed, owner_type, owner_id, currency, amount in clawbacks:
         candidate = Candidate(f"clawback:{entry_id}", "clawback", (owner_type, owner_id, currency), int(amount),
-                              line_id)
-        (result.candidates if line_id in paid_ids else result.absorbed).append(candidate)
+                              clawed)
+        (result.candidates if clawed in paid_ids else result.absorbed).append(candidate)
     adjustments = session.execute(
         select(Dispute.id, CommissionLine.payee_type, CommissionLine.payee_id, CommissionLine.currency,
                Dispute.adjustment_amount, CommissionLine.id)
         .join(CommissionLine, CommissionLine.id == Dispute.commission_line_id)
         .where(Dispute.brand_id == brand_id, Dispute.status == "upheld", Dispute.adjustment_amount != 0,
-               Dispute.resolved_at <= as_of,
                _not_taken("adjustment", Dispute.id))).all()
     for dispute_id, payee_type, payee_id, currency, amount, line_id in adjustments:
         result.candidates.append(Candidate(f"adjustment:{dispute_id}", "adjustment", (payee_type, payee_id, currency),
@@ -138,14 +157,16 @@ def _payee_names(session: Session, payees: set[tuple[str, int]]) -> dict[tuple[s
     return names
 
 
-def _contract_facts(session: Session, brand_id: int, payee_type: str, payee_id: int
+def _contract_facts(session: Session, brand_id: int, payee_type: str, payee_id: int, currency: str
                     ) -> tuple[int | None, int | None, dt.datetime | None]:
+    """The payee's latest accepted contract in the payout line's currency (a payee paid in two currencies
+    has a contract for each)."""
     column = Contract.agency_id if payee_type == "agency" else Contract.creator_id
     row = session.execute(
         select(Contract.id, ContractTemplateVersion.version, ContractAcceptance.accepted_at)
         .join(ContractTemplateVersion, ContractTemplateVersion.id == Contract.template_version_id)
         .join(ContractAcceptance, ContractAcceptance.contract_id == Contract.id)
-        .where(Contract.brand_id == brand_id, column == payee_id)
+        .where(Contract.brand_id == brand_id, column == payee_id, Contract.currency == currency)
         .order_by(ContractAcceptance.accepted_at.desc()).limit(1)).first()
     return (row[0], row[1], row[2]) if row else (None, None, None)
 
@@ -176,9 +197,25 @@ def _brief_approved_at(session: Session, brand_id: int, payee_type: str, payee_i
 
 def create_run(session: Session, actor: Actor, *, brand_id: int, as_of: dt.datetime,
                period_start: dt.datetime | None = None, minimum: Decimal = DEFAULT_MINIMUM) -> PayoutRun:
-    """Create a draft run as of a date. Clears due commissions first; pays nothing already taken by a run."""
+    """Create a draft run as of a date (not in the future): pays what has cleared its window by then and is on
+    no hold or open dispute, net of clawbacks, where a payee's net reaches ``minimum`` in its currency (else it
+    is carried forward). Clears due commissions first; pays nothing already taken by a run. One draft at a
+    time per brand: a clawback netted in a later run must not come back when an earlier draft is discarded."""
     brand = brand_repository.get(session, actor, brand_id)
     actor.require("finance", brand_id=brand.id)
+    if as_of.tzinfo is None:
+        raise ValidationFailedError("as_of needs a UTC offset", details=[{"loc": ["as_of"], "msg": "naive time"}])
+    if as_of > utcnow():
+        raise ValidationFailedError(
+            f"as_of {as_of:%Y-%m-%d %H:%M} UTC is in the future: a run pays only what has already cleared",
+            details=[{"loc": ["as_of"], "msg": "in the future"}])
+    # Serialise runs per brand (a row lock on PostgreSQL; SQLite has one writer anyway), so two finance users
+    # pressing "run" at once get a draft and a 409 rather than a unique-violation on payout_items.source.
+    session.execute(select(Brand.id).where(Brand.id == brand.id).with_for_update())
+    draft = session.scalar(select(PayoutRun.id).where(PayoutRun.brand_id == brand.id, PayoutRun.status == "draft")
+                           .order_by(PayoutRun.id).limit(1))
+    if draft is not None:
+        raise ConflictError(f"run {draft} is still a draft: approve or discard it before the next run")
     commission_service.clear_due(session, now=as_of, brand_id=brand.id)
     commission_service.release_reserves(session, now=as_of, brand_id=brand.id)
     found = plan(session, brand_id=brand.id, as_of=as_of)
@@ -186,7 +223,8 @@ def create_run(session: Session, actor: Actor, *, brand_id: int, as_of: dt.datet
     for candidate in found.candidates:
         grouped[candidate.payee].append(candidate)
     minimum_minor = money.to_minor(minimum, brand.default_currency)
-    payable = {k: v for k, v in grouped.items() if sum(c.amount for c in v) >= max(minimum_minor, 1)}
+    payable = {k: v for k, v in grouped.items()
+               if sum(c.amount for c in v) >= max(money.to_minor(minimum, k[2]), 1)}
     carried = [{"payee_type": t, "payee_id": i, "currency": cur,
                 "amount": money.format_minor(sum(c.amount for c in v), cur)}
                for (t, i, cur), v in sorted(grouped.items()) if (t, i, cur) not in payable]
@@ -205,11 +243,11 @@ def create_run(session: Session, actor: Actor, *, brand_id: int, as_of: dt.datet
     names = _payee_names(session, {(t, i) for t, i, _ in payable})
     items = []
     for (payee_type, payee_id, currency), candidates in sorted(payable.items()):
-        sums = defaultdict(int)
+        sums: dict[str, int] = defaultdict(int)
         for c in candidates:
             sums[c.kind] += c.amount
         commission_lines = [c for c in candidates if c.kind in ("commission", "reserve")]
-        contract_id, version, accepted_at = _contract_facts(session, brand.id, payee_type, payee_id)
+        contract_id, version, accepted_at = _contract_facts(session, brand.id, payee_type, payee_id, currency)
         name, vendor = names.get((payee_type, payee_id), (f"{payee_type} {payee_id}", ""))
         line = PayoutLine(
             run_id=run.id, brand_id=brand.id, payee_type=payee_type, payee_id=payee_id, payee_name=name,
@@ -257,7 +295,9 @@ def approve_run(session: Session, actor: Actor, *, run_id: int) -> PayoutRun:
     run = get_run(session, actor, run_id)
     if run.status != "draft":
         raise ConflictError(f"run {run.id} is {run.status}, not draft")
-    if actor.user_id is not None and actor.user_id == run.created_by_id:
+    if actor.user_id is None:
+        raise ForbiddenError("four eyes: approval needs a named finance user, not the operator")
+    if actor.user_id == run.created_by_id:
         raise ForbiddenError("four eyes: whoever created a run cannot approve it")
     now = utcnow()
     lines = list(session.scalars(select(PayoutLine).where(PayoutLine.run_id == run.id)))
