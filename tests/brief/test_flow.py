@@ -6,56 +6,12 @@ import datetime as dt
 
 import pytest
 
-from clearline.auth import service as auth_service
 from clearline.brief import approval, creative, service
 from clearline.brief.schemas import BriefIn
-from clearline.campaign import service as campaign_service
-from clearline.campaign.schemas import CampaignCreate
-from clearline.catalog import service as catalog_service
-from clearline.catalog.schemas import OfferCreate
-from clearline.contract import service as contract_service
 from clearline.kit.clock import BusinessCalendar
 from clearline.kit.errors import ConflictError, ValidationFailedError
 from clearline.link import service as link_service
 from tests import factories
-
-
-@pytest.fixture
-def program(db):  # type: ignore[no-untyped-def]
-    brand = factories.brand(db, domains=("shop.example.com",))
-    factories.skus(db, brand.id)
-    now = dt.datetime.now(dt.UTC)
-    catalog_service.create_offer(
-        db,
-        factories.SYSTEM,
-        brand_id=brand.id,
-        data=OfferCreate(
-            code="SPRING20",
-            name="Spring",
-            starts_at=now - dt.timedelta(days=1),
-            ends_at=now + dt.timedelta(days=30),
-            eligible_skus=["SKU-A1", "SKU-B1"],
-        ),
-    )
-    campaign = campaign_service.create_campaign(
-        db,
-        factories.SYSTEM,
-        brand_id=brand.id,
-        data=CampaignCreate(
-            slug="spring",
-            name="Spring",
-            payment_model="cpa",
-            starts_at=now - dt.timedelta(days=1),
-            ends_at=now + dt.timedelta(days=30),
-            fallback_url="https://shop.example.com/",
-        ),
-    )
-    creator = factories.creator(db, brand.id)
-    contract = factories.contract(db, brand.id, creator_id=creator.id)
-    creator_user = factories.user(db, ("creator", brand.id), creator_id=creator.id)
-    contract_service.accept_contract(db, auth_service.actor_for(db, creator_user), contract_id=contract.id)
-    actors = {role: factories.actor(db, (role, brand.id)) for role in ("marketing", "legal", "social_ops")}
-    return brand, campaign, creator, actors
 
 
 def _brief(campaign_id: int, **overrides) -> BriefIn:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from itertools import combinations
 from typing import Any
 
@@ -22,7 +23,7 @@ from clearline.catalog import repository as catalog_repository
 from clearline.kit.errors import ConflictError, NotFoundError, ValidationFailedError
 from clearline.models import Brand, Brief, BriefTemplate, Offer
 
-SIMILARITY_THRESHOLD = 80.0  # rapidfuzz token-set ratio, 0–100
+SIMILARITY_THRESHOLD = 80.0  # see similarity(), 0–100
 AMBIGUOUS_AFTER_ROUNDS = 2
 
 
@@ -49,8 +50,17 @@ def list_briefs(session: Session, actor: Actor, *, brand_id: int | None = None) 
     return list(session.scalars(stmt))
 
 
+def _clean(value: Any) -> Any:
+    """Blank text is no value: a brief of spaces must be named as missing, not accepted."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list):
+        return [v.strip() for v in value if isinstance(v, str) and v.strip()]
+    return value
+
+
 def _values(session: Session, data: BriefIn, brand_id: int) -> dict[str, Any]:
-    values = data.model_dump(exclude={"template_id", "campaign_id", "title", "team"})
+    values = {k: _clean(v) for k, v in data.model_dump(exclude={"template_id", "campaign_id", "title", "team"}).items()}
     if data.template_id is not None:
         template = session.get(BriefTemplate, data.template_id)
         if template is None or template.brand_id != brand_id:
@@ -185,22 +195,33 @@ def _text(brief: Brief) -> str:
     return " ".join([brief.title, brief.call_to_action, *brief.key_messages]).lower()
 
 
+def similarity(a: str, b: str) -> float:
+    """0–100. The token-set ratio alone scores 100 whenever one text's words are a subset of the other's, so a
+    terse brief would "duplicate" every longer brief on its SKU; averaging it with the token-sort ratio keeps a
+    reworded or reordered copy high and a mere subset low."""
+    return (fuzz.token_set_ratio(a, b) + fuzz.token_sort_ratio(a, b)) / 2
+
+
 def duplicates(session: Session, actor: Actor, *, threshold: float = SIMILARITY_THRESHOLD) -> list[dict[str, Any]]:
-    """Briefs for the same SKU with similar text across teams or brands (rapidfuzz token-set ratio)."""
-    briefs = list(session.scalars(select(Brief).where(brand_filter(actor, Brief.brand_id))))
+    """Briefs for the same SKU with similar text across teams or brands. Only briefs sharing a SKU are compared."""
+    briefs = list(session.scalars(select(Brief).where(brand_filter(actor, Brief.brand_id)).order_by(Brief.id)))
+    by_sku: dict[str, list[int]] = defaultdict(list)
+    for index, brief in enumerate(briefs):
+        for sku in set(brief.skus):
+            by_sku[sku].append(index)
+    pairs = {pair for indexes in by_sku.values() for pair in combinations(indexes, 2)}
+    texts = [_text(brief) for brief in briefs]
     found = []
-    for a, b in combinations(briefs, 2):
+    for i, j in sorted(pairs):
+        a, b = briefs[i], briefs[j]
         if a.brand_id == b.brand_id and a.team == b.team:
             continue
-        shared = sorted(set(a.skus) & set(b.skus))
-        if not shared:
-            continue
-        score = fuzz.token_set_ratio(_text(a), _text(b))
+        score = similarity(texts[i], texts[j])
         if score >= threshold:
             found.append(
                 {
                     "brief_ids": [a.id, b.id],
-                    "skus": shared,
+                    "skus": sorted(set(a.skus) & set(b.skus)),
                     "similarity": round(score, 1),
                     "brands": [a.brand_id, b.brand_id],
                     "teams": [a.team, b.team],
