@@ -15,10 +15,10 @@ from clearline.brand import repository as brand_repository
 from clearline.commission import service as commission_service
 from clearline.creator import repository as creator_repository
 from clearline.kit.clock import utcnow
-from clearline.kit.errors import NotFoundError
+from clearline.kit.errors import NotFoundError, ValidationFailedError
 from clearline.ledger import service as ledger
 from clearline.link import repository as link_repository
-from clearline.models import Attribution, CommissionLine, Order, OrderLine
+from clearline.models import Attribution, Campaign, CommissionLine, Order, OrderLine
 
 
 def reattribute(
@@ -31,14 +31,23 @@ def reattribute(
     campaign_id: int | None,
     reason: str,
 ) -> dict[str, Any]:
+    """Finance moves an order to another creator (or to none), with a reason: the current attribution is
+    superseded and kept, its commissions are reversed (clawed back if cleared), and the new creator's
+    commissions accrue — less the share of the order already refunded. Audited as ``order.reattributed``."""
     brand = brand_repository.get(session, actor, brand_id)
     actor.require("finance", brand_id=brand.id)
+    if not reason.strip():
+        raise ValidationFailedError("a reason is required", details=[{"loc": ["reason"], "msg": "required"}])
     order = session.scalar(select(Order).where(Order.brand_id == brand.id, Order.external_id == order_id))
     if order is None:
         raise NotFoundError(f"no order {order_id}")
     before = current(session, order.id)
     if creator_id is not None:
         creator_repository.get_creator(session, actor, creator_id)
+    if campaign_id is not None:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None or campaign.brand_id != brand.id:
+            raise NotFoundError(f"no campaign {campaign_id}")
     now = utcnow()
     reversed_total = 0
     if before is not None:
@@ -48,13 +57,17 @@ def reattribute(
             remaining = c.amount - c.reversed_amount
             if remaining <= 0:
                 continue
-            source = ledger.AVAILABLE if c.cleared_at is not None else ledger.PENDING
+            # Money that already cleared is clawed back from available (it may go negative and nets off
+            # later); money still in its verification window is simply reversed out of pending.
+            cleared = c.cleared_at is not None
+            source = ledger.AVAILABLE if cleared else ledger.PENDING
+            kind = "commission.clawed_back" if cleared else "commission.reversed"
             c.reversed_amount = c.amount
             reversed_total += remaining
             transfers.append(
                 ledger.Transfer(
-                    key=f"commission.reattributed:{c.id}",
-                    kind="commission.reattributed",
+                    key=f"{kind}:{c.id}:reattributed",
+                    kind=kind,
                     debit=commission_service.account(c, source),
                     credit=commission_service.account(c, ledger.EXPENSE),
                     amount=remaining,
@@ -87,6 +100,9 @@ def reattribute(
     if contract is not None:
         order_lines = list(session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)))
         created = commission_service.accrue(session, order=order, lines=order_lines, attribution=after)
+        commission_service.reverse_earlier_refunds(
+            session, order=order, commission_lines=created, attribution_id=after.id, at=now
+        )
     audit.record(
         session,
         actor,

@@ -57,6 +57,8 @@ def _handle(session: Session, creator_id: int) -> str:
 
 
 def _coupon(session: Session, order: Order, findings: Findings) -> None:
+    # Every creator code on the order is a touch: the first wins, and a second creator's code is a conflict
+    # for fraud review rather than something silently ignored.
     for code in order.coupon_codes:
         coupon = session.scalar(
             select(CouponCode).where(CouponCode.brand_id == order.brand_id, CouponCode.code == code.upper())
@@ -81,7 +83,6 @@ def _coupon(session: Session, order: Order, findings: Findings) -> None:
                 detail=f"coupon {coupon.code}, issued to {_handle(session, coupon.creator_id)}, was used on the order",
             )
         )
-        return
 
 
 def _signed_click_id(order: Order) -> str:

@@ -238,40 +238,98 @@ def reverse(
             .order_by(CommissionLine.id)
         )
     )
+    return _take_back(
+        session,
+        order=order,
+        commission_lines=commission_lines,
+        attribution_id=current,
+        refunded_now=refunded_now,
+        at=refund.refunded_at,
+        key=str(refund.id),
+        memo=f"{refund.kind} {refund.external_id}",
+    )
+
+
+def reverse_earlier_refunds(
+    session: Session, *, order: Order, commission_lines: list[CommissionLine], attribution_id: int, at: dt.datetime
+) -> list[tuple[CommissionLine, int]]:
+    """Lines accrued after part of the order was already refunded (a re-attribution) give back the refunded
+    share at once, exactly as if they had been there for every refund: amount × refunded ÷ net, half-up."""
+    refunded = {
+        line.id: line.refunded_amount
+        for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))
+        if line.refunded_amount > 0
+    }
+    if not refunded:
+        return []
+    return _take_back(
+        session,
+        order=order,
+        commission_lines=commission_lines,
+        attribution_id=attribution_id,
+        refunded_now=refunded,
+        at=at,
+        key="earlier-refunds",
+        memo="refunded before re-attribution",
+        clear_late=False,
+    )
+
+
+def _take_back(
+    session: Session,
+    *,
+    order: Order,
+    commission_lines: list[CommissionLine],
+    attribution_id: int | None,
+    refunded_now: dict[int, int],
+    at: dt.datetime,
+    key: str,
+    memo: str,
+    clear_late: bool = True,
+) -> list[tuple[CommissionLine, int]]:
+    """Take back each line's share of ``refunded_now``. A line past its window that the clearing job has not
+    reached yet is cleared first when ``clear_late`` (a refund after the window is a clawback)."""
     if not commission_lines:
         return []
     order_lines = {x.id: x for x in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))}
-    per_order_ids = {c.order_line_id for c in commission_lines if c.rule != "cpa_order"}
-    eligible_ids = per_order_ids or {c.order_line_id for c in commission_lines}
+    eligible_ids: list[int] = []
+    if any(c.rule == "cpa_order" for c in commission_lines):
+        # A per-order CPA is earned by the order as a whole, so its base is the net revenue of every line
+        # that was eligible for the offer — not only the line it happens to be recorded on.
+        attribution = session.get(Attribution, attribution_id) if attribution_id else None
+        campaign = session.get(Campaign, attribution.campaign_id) if attribution and attribution.campaign_id else None
+        eligible, _ = eligibility(session, order=order, lines=list(order_lines.values()), campaign=campaign)
+        eligible_ids = [x.id for x in eligible]
     transfers, taken = [], []
     for c in commission_lines:
         if c.rule == "cpa_order":
-            ids = [i for i in eligible_ids if i is not None]
-            base = sum(order_lines[i].net_amount for i in ids)
-            now_amount = sum(refunded_now.get(i, 0) for i in ids)
-            total = sum(order_lines[i].refunded_amount for i in ids)
+            base = sum(order_lines[i].net_amount for i in eligible_ids)
+            now_amount = sum(refunded_now.get(i, 0) for i in eligible_ids)
+            total = sum(order_lines[i].refunded_amount for i in eligible_ids)
         else:
             line = order_lines[c.order_line_id]  # type: ignore[index]
             base, now_amount, total = line.net_amount, refunded_now.get(line.id, 0), line.refunded_amount
         amount = calc.reversal(c.amount, c.reversed_amount, now_amount, total, base)
         if amount <= 0:
             continue
+        after_window = c.cleared_at is not None or (clear_late and at >= c.eligible_at)
+        if after_window and c.cleared_at is None:
+            # Clear what was earned before taking the refund's share back, so the whole line leaves pending
+            # and the clawback comes out of available; clearing after the reversal stranded it in pending.
+            _clear(session, [c], now=at)
         c.reversed_amount += amount
-        after_window = c.cleared_at is not None or refund.refunded_at >= c.eligible_at
         source = ledger.AVAILABLE if after_window else ledger.PENDING
         kind = "commission.clawed_back" if after_window else "commission.reversed"
-        if after_window and c.cleared_at is None:
-            _clear(session, [c], now=refund.refunded_at)
         transfers.append(
             ledger.Transfer(
-                key=f"{kind}:{c.id}:{refund.id}",
+                key=f"{kind}:{c.id}:{key}",
                 kind=kind,
                 debit=account(c, source),
                 credit=account(c, ledger.EXPENSE),
                 amount=amount,
                 commission_line_id=c.id,
-                effective_at=refund.refunded_at,
-                memo=f"{refund.kind} {refund.external_id}: {money.format_minor(amount, c.currency)} {c.currency}",
+                effective_at=at,
+                memo=f"{memo}: {money.format_minor(amount, c.currency)} {c.currency}",
             )
         )
         taken.append((c, amount))

@@ -118,7 +118,11 @@ def post(session: Session, transfers: Sequence[Transfer], *, chunk: int = 5000) 
     now = utcnow()
     dialect = session.get_bind().dialect.name
     for start in range(0, len(transfers), chunk):
-        batch = list({t.key: t for t in transfers[start : start + chunk]}.values())
+        # The first transfer under a key wins, inside a batch exactly as across batches and calls.
+        unique: dict[str, Transfer] = {}
+        for transfer in transfers[start : start + chunk]:
+            unique.setdefault(transfer.key, transfer)
+        batch = list(unique.values())
         accounts = _account_ids(session, [a for t in batch for a in (t.debit, t.credit)])
         statement = insert_ignore(LedgerEntry.__table__, dialect, conflict=["key"]).returning(
             LedgerEntry.__table__.c.id, LedgerEntry.__table__.c.key

@@ -1,0 +1,220 @@
+"""The double-entry ledger: balanced, idempotent on key, set-based, append-only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.orm import Session
+
+from clearline.ledger import service as ledger
+from clearline.models import LedgerAccount, LedgerEntry, LedgerPosting
+
+BRAND = 9_001
+
+
+def acct(
+    owner_id: int, kind: str, currency: str = "USD", owner_type: str = "creator", brand: int = BRAND
+) -> ledger.Account:
+    return ledger.Account(brand, owner_type, owner_id, kind, currency)
+
+
+EXPENSE = acct(BRAND, ledger.EXPENSE, owner_type="brand")
+
+
+def accrue(key: str, creator: int, amount: int, currency: str = "USD", line: int | None = None) -> ledger.Transfer:
+    return ledger.Transfer(
+        key=key,
+        kind="commission.accrued",
+        debit=acct(BRAND, ledger.EXPENSE, currency, owner_type="brand"),
+        credit=acct(creator, ledger.PENDING, currency),
+        amount=amount,
+        commission_line_id=line,
+    )
+
+
+def counts(db: Session) -> tuple[int, int, int]:
+    return (
+        db.scalar(select(func.count()).select_from(LedgerAccount)) or 0,
+        db.scalar(select(func.count()).select_from(LedgerEntry)) or 0,
+        db.scalar(select(func.count()).select_from(LedgerPosting)) or 0,
+    )
+
+
+@contextmanager
+def statements(db: Session) -> Iterator[list[str]]:
+    seen: list[str] = []
+    connection = db.connection()
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+
+
+class TestPost:
+    def test_a_transfer_is_one_entry_whose_two_postings_sum_to_zero(self, db: Session) -> None:
+        result = ledger.post(db, [accrue("t:1", 1, 1999, line=77)])
+        assert (result.posted, result.skipped, result.keys) == (1, 0, ["t:1"])
+        entry = db.scalar(select(LedgerEntry).where(LedgerEntry.key == "t:1"))
+        assert entry is not None and (entry.kind, entry.brand_id, entry.commission_line_id) == (
+            "commission.accrued",
+            BRAND,
+            77,
+        )
+        postings = sorted(db.scalars(select(LedgerPosting.amount).where(LedgerPosting.entry_id == entry.id)))
+        assert postings == [-1999, 1999]
+        assert ledger.imbalances(db) == []
+
+    def test_the_same_key_posted_again_changes_nothing(self, db: Session) -> None:
+        batch = [accrue(f"t:{i}", i % 3, 100 + i) for i in range(10)]
+        ledger.post(db, batch)
+        before = (counts(db), ledger.balances(db, brand_id=BRAND))
+        again = ledger.post(db, batch)
+        assert (again.posted, again.skipped) == (0, 10)
+        assert (counts(db), ledger.balances(db, brand_id=BRAND)) == before
+
+    def test_a_key_repeated_inside_one_batch_is_posted_once(self, db: Session) -> None:
+        result = ledger.post(db, [accrue("t:dup", 1, 500), accrue("t:dup", 1, 500), accrue("t:other", 1, 1)])
+        assert (result.posted, result.skipped) == (2, 1)
+        assert ledger.balance(db, acct(1, ledger.PENDING)) == 501
+
+    def test_the_first_transfer_under_a_key_wins_inside_a_batch_as_across_calls(self, db: Session) -> None:
+        ledger.post(db, [accrue("k:1", 1, 100), accrue("k:1", 2, 999)])
+        ledger.post(db, [accrue("k:1", 3, 555)])
+        nonzero = {code: total for code, total in ledger.balances(db, owner_type="creator").items() if total}
+        assert nonzero == {acct(1, ledger.PENDING).code: 100}
+
+    def test_a_zero_transfer_posts_nothing(self, db: Session) -> None:
+        result = ledger.post(db, [accrue("t:zero", 1, 0)])
+        assert result.posted == 0 and counts(db)[1] == 0
+
+    @pytest.mark.parametrize(
+        ("debit", "credit", "amount", "message"),
+        [
+            (acct(1, ledger.PENDING, "EUR"), acct(1, ledger.AVAILABLE, "USD"), 5, "different currencies"),
+            (acct(1, ledger.PENDING), acct(1, ledger.AVAILABLE), -5, "negative transfer"),
+            (acct(1, ledger.PENDING), acct(1, ledger.PENDING), 5, "same account"),
+        ],
+    )
+    def test_an_unbalanceable_transfer_refuses_the_whole_batch(
+        self, db: Session, debit: ledger.Account, credit: ledger.Account, amount: int, message: str
+    ) -> None:
+        bad = ledger.Transfer("t:bad", "test", debit, credit, amount)
+        with pytest.raises(ledger.UnbalancedEntryError, match=message):
+            ledger.post(db, [accrue("t:good", 1, 100), bad])
+        assert counts(db) == (0, 0, 0)
+
+    def test_a_large_batch_takes_a_handful_of_statements_not_one_per_transfer(self, db: Session) -> None:
+        with statements(db) as small:
+            ledger.post(db, [accrue(f"s:{i}", i % 50, 100) for i in range(20)])
+        with statements(db) as large:
+            ledger.post(db, [accrue(f"l:{i}", i % 50, 100) for i in range(3000)])
+        assert len(small) <= 8
+        assert len(large) <= len(small) + 6  # insert batches grow with size, statements per transfer do not
+        assert counts(db)[1:] == (3020, 6040)
+
+    def test_a_batch_larger_than_a_chunk_is_posted_whole(self, db: Session) -> None:
+        result = ledger.post(db, [accrue(f"c:{i}", 1, 10) for i in range(7)], chunk=3)
+        assert (result.posted, ledger.balance(db, acct(1, ledger.PENDING))) == (7, 70)
+
+    def test_an_account_is_created_once_however_many_transfers_touch_it(self, db: Session) -> None:
+        ledger.post(db, [accrue(f"h:{i}", 1, 1) for i in range(100)])
+        ledger.post(db, [accrue(f"h2:{i}", 1, 1) for i in range(100)])
+        assert counts(db)[0] == 2
+        assert ledger.balance(db, acct(1, ledger.PENDING)) == 200
+        assert ledger.balance(db, EXPENSE) == -200
+
+    def test_currencies_balance_separately(self, db: Session) -> None:
+        ledger.post(db, [accrue("x:usd", 1, 100, "USD"), accrue("x:eur", 1, 70, "EUR"), accrue("x:jpy", 1, 15, "JPY")])
+        assert ledger.balances(db, owner_type="creator") == {
+            acct(1, ledger.PENDING, "USD").code: 100,
+            acct(1, ledger.PENDING, "EUR").code: 70,
+            acct(1, ledger.PENDING, "JPY").code: 15,
+        }
+        assert ledger.imbalances(db) == []
+
+
+class TestBalance:
+    def test_credits_are_positive_and_debits_negative(self, db: Session) -> None:
+        ledger.post(
+            db,
+            [
+                accrue("b:1", 1, 1000),
+                ledger.Transfer("b:2", "commission.cleared", acct(1, ledger.PENDING), acct(1, ledger.AVAILABLE), 600),
+                ledger.Transfer("b:3", "commission.clawed_back", acct(1, ledger.AVAILABLE), EXPENSE, 900),
+            ],
+        )
+        assert ledger.balance(db, acct(1, ledger.PENDING)) == 400
+        assert ledger.balance(db, acct(1, ledger.AVAILABLE)) == -300  # a clawback may leave it negative
+        assert ledger.balance(db, EXPENSE) == -100
+
+    def test_an_account_never_posted_to_has_zero_balance(self, db: Session) -> None:
+        assert ledger.balance(db, acct(404, ledger.PAID)) == 0
+
+
+class TestBalances:
+    def test_balances_are_per_account_and_filterable(self, db: Session) -> None:
+        ledger.post(
+            db,
+            [
+                accrue("f:1", 1, 100),
+                accrue("f:2", 2, 250),
+                ledger.Transfer(
+                    "f:3",
+                    "commission.accrued",
+                    acct(BRAND + 1, ledger.EXPENSE, owner_type="brand", brand=BRAND + 1),
+                    acct(1, ledger.PENDING, owner_type="agency", brand=BRAND + 1),
+                    40,
+                ),
+            ],
+        )
+        assert ledger.balances(db, brand_id=BRAND) == {
+            EXPENSE.code: -350,
+            acct(1, ledger.PENDING).code: 100,
+            acct(2, ledger.PENDING).code: 250,
+        }
+        assert ledger.balances(db, owner_type="creator", owner_id=2) == {acct(2, ledger.PENDING).code: 250}
+        assert ledger.balances(db, owner_type="agency") == {
+            acct(1, ledger.PENDING, owner_type="agency", brand=BRAND + 1).code: 40
+        }
+        assert sum(ledger.balances(db).values()) == 0
+
+
+class TestImbalances:
+    def test_nothing_posted_through_the_service_is_ever_unbalanced(self, db: Session) -> None:
+        ledger.post(db, [accrue(f"i:{i}", i, i * 7) for i in range(1, 40)])
+        assert ledger.imbalances(db) == []
+
+    def test_an_entry_written_around_the_service_is_reported(self, db: Session) -> None:
+        ledger.post(db, [accrue("i:ok", 1, 100)])
+        entry_id = db.scalar(select(LedgerEntry.id).where(LedgerEntry.key == "i:ok"))
+        account_id = db.scalar(select(LedgerAccount.id).where(LedgerAccount.code == acct(1, ledger.PENDING).code))
+        db.execute(insert(LedgerPosting).values(entry_id=entry_id, account_id=account_id, amount=5, currency="USD"))
+        assert ledger.imbalances(db) == [(entry_id, "USD", 5)]
+
+
+class TestTransfersForLine:
+    def test_a_lines_entries_come_back_in_order_with_their_postings(self, db: Session) -> None:
+        ledger.post(db, [accrue("l:acc", 1, 800, line=5), accrue("l:other", 1, 1, line=6)])
+        ledger.post(
+            db,
+            [
+                ledger.Transfer(
+                    "l:rev", "commission.reversed", acct(1, ledger.PENDING), EXPENSE, 300, commission_line_id=5
+                )
+            ],
+        )
+        found = ledger.transfers_for_line(db, 5)
+        assert [(t["key"], t["kind"]) for t in found] == [
+            ("l:acc", "commission.accrued"),
+            ("l:rev", "commission.reversed"),
+        ]
+        assert found[1]["postings"] == [(acct(1, ledger.PENDING).code, -300), (EXPENSE.code, 300)]
+        assert ledger.transfers_for_line(db, 999) == []
