@@ -12,8 +12,11 @@ from clearline.auth.actor import Actor
 from clearline.auth.scope import brand_filter
 from clearline.config import get_settings
 from clearline.kit.clock import BusinessCalendar, utcnow
-from clearline.kit.errors import ConflictError, NotFoundError
+from clearline.kit.errors import ConflictError, NotFoundError, ValidationFailedError
 from clearline.models import ApprovalStep, Brief, Creative, Notification
+
+
+DECISIONS = ("approved", "changes_requested")
 
 
 def sla_hours(kind: str) -> float:
@@ -78,6 +81,10 @@ def decide(session: Session, actor: Actor, *, step_id: int, decision: str, comme
     if step is None:
         raise NotFoundError(f"no approval step {step_id}")
     actor.require(step.role, brand_id=step.brand_id)
+    if decision not in DECISIONS:
+        raise ValidationFailedError(
+            f"unknown decision {decision!r}", details=[{"loc": ["decision"], "msg": f"one of {', '.join(DECISIONS)}"}]
+        )
     if step.decided_at is not None:
         raise ConflictError(f"step {step.id} was already decided ({step.decision})")
     now = utcnow()
