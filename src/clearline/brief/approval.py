@@ -15,7 +15,6 @@ from clearline.kit.clock import BusinessCalendar, utcnow
 from clearline.kit.errors import ConflictError, NotFoundError, ValidationFailedError
 from clearline.models import ApprovalStep, Brief, Creative, Notification
 
-
 DECISIONS = ("approved", "changes_requested")
 
 
