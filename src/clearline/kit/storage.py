@@ -3,21 +3,51 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from clearline.kit.errors import ValidationFailedError
+from clearline.kit.errors import NotFoundError, ValidationFailedError
 
 ALLOWED_TYPES = {
-    "image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif",
-    "video/mp4": ".mp4", "video/quicktime": ".mov", "application/pdf": ".pdf", "text/plain": ".txt",
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "video/mp4": ".mp4",
+    "video/quicktime": ".mov",
+    "application/pdf": ".pdf",
+    "text/plain": ".txt",
 }
 # Magic numbers, so a file cannot claim to be something it is not.
 SIGNATURES = {
-    "image/jpeg": (b"\xff\xd8\xff",), "image/png": (b"\x89PNG\r\n\x1a\n",), "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
     "application/pdf": (b"%PDF-",),
 }
+
+
+KEY = re.compile(r"^[0-9a-f]{64}\.[a-z0-9]{2,4}$")
+
+
+def _content_matches(data: bytes, content_type: str) -> bool:
+    magic = SIGNATURES.get(content_type)
+    if magic:
+        return any(data.startswith(m) for m in magic)
+    if content_type == "image/webp":
+        return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    if content_type in ("video/mp4", "video/quicktime"):
+        return data[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free")
+    if content_type == "text/plain":
+        try:
+            return b"\x00" not in data and bool(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -36,17 +66,21 @@ class Storage(Protocol):
 
 def check_upload(data: bytes, *, content_type: str, max_bytes: int) -> None:
     if content_type not in ALLOWED_TYPES:
-        raise ValidationFailedError(f"file type {content_type!r} is not accepted",
-                                    details=[{"loc": ["file"], "msg": f"allowed: {', '.join(sorted(ALLOWED_TYPES))}"}])
+        raise ValidationFailedError(
+            f"file type {content_type!r} is not accepted",
+            details=[{"loc": ["file"], "msg": f"allowed: {', '.join(sorted(ALLOWED_TYPES))}"}],
+        )
     if not data:
         raise ValidationFailedError("empty file", details=[{"loc": ["file"], "msg": "empty"}])
     if len(data) > max_bytes:
-        raise ValidationFailedError(f"file is larger than {max_bytes} bytes",
-                                    details=[{"loc": ["file"], "msg": f"{len(data)} > {max_bytes} bytes"}])
-    magic = SIGNATURES.get(content_type)
-    if magic and not any(data.startswith(m) for m in magic):
-        raise ValidationFailedError("file content does not match its type",
-                                    details=[{"loc": ["file"], "msg": f"not a {content_type} file"}])
+        raise ValidationFailedError(
+            f"file is larger than {max_bytes} bytes",
+            details=[{"loc": ["file"], "msg": f"{len(data)} > {max_bytes} bytes"}],
+        )
+    if not _content_matches(data, content_type):
+        raise ValidationFailedError(
+            "file content does not match its type", details=[{"loc": ["file"], "msg": f"not a {content_type} file"}]
+        )
 
 
 class LocalStorage:
@@ -62,15 +96,21 @@ class LocalStorage:
         path = self.root / key[:2] / key
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
-            tmp = path.with_suffix(".part")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            # A private temporary name: two uploads of the same file at once must not write into one another.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
         return StoredFile(key, Path(name).name[:200], content_type, len(data))
 
     def get(self, key: str) -> bytes:
-        if "/" in key or ".." in key:
-            raise ValidationFailedError("bad key", details=[{"loc": ["key"], "msg": key}])
-        return (self.root / key[:2] / key).read_bytes()
+        # Only a key this storage could have made: never a path, so nothing outside ``root`` can be read.
+        if not KEY.fullmatch(key):
+            raise ValidationFailedError("bad key", details=[{"loc": ["key"], "msg": "not a stored file's key"}])
+        try:
+            return (self.root / key[:2] / key).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"no stored file {key}") from None
 
 
 def default_storage() -> Storage:
