@@ -13,7 +13,7 @@ from clearline.auth.scope import brand_filter
 from clearline.brief import approval
 from clearline.brief.service import get_brief
 from clearline.kit.clock import utcnow
-from clearline.kit.errors import ConflictError, ForbiddenError, NotFoundError
+from clearline.kit.errors import ConflictError, NotFoundError, ValidationFailedError
 from clearline.kit.storage import Storage, default_storage
 from clearline.link import repository as link_repository
 from clearline.models import (
@@ -118,6 +118,10 @@ def add_version(
     )
     session.add(version)
     session.flush()
+    # A new version while the last is still in review replaces that round: its open steps close, so the new
+    # round alone decides (they would otherwise have to approve a version nobody is looking at any more).
+    for step in _open_steps(session, creative.id):
+        step.decided_at, step.decision, step.comment = utcnow(), "superseded", f"replaced by version {version.version}"
     rework = creative.status == "rework"
     approval.open_step(
         session,
@@ -145,17 +149,28 @@ def add_version(
     return version
 
 
+def _open_steps(session: Session, creative_id: int) -> list[ApprovalStep]:
+    return list(
+        session.scalars(
+            select(ApprovalStep).where(
+                ApprovalStep.subject_type == "creative",
+                ApprovalStep.subject_id == creative_id,
+                ApprovalStep.decided_at.is_(None),
+            )
+        )
+    )
+
+
+def _aware(name: str, value: dt.datetime) -> None:
+    if value.tzinfo is None:
+        raise ValidationFailedError(f"{name} needs a UTC offset", details=[{"loc": [name], "msg": "naive time"}])
+
+
 def on_creative_decision(session: Session, creative: Creative, *, decision: str, at: dt.datetime) -> None:
     """Approved for its channel once every open step of the round approves; any change request sends it back."""
     if decision == "changes_requested":
         creative.status = "rework"
-        for step in session.scalars(
-            select(ApprovalStep).where(
-                ApprovalStep.subject_type == "creative",
-                ApprovalStep.subject_id == creative.id,
-                ApprovalStep.decided_at.is_(None),
-            )
-        ):
+        for step in _open_steps(session, creative.id):
             step.decided_at, step.decision, step.comment = at, "superseded", "another reviewer requested changes"
         return
     still_open = session.scalar(
@@ -209,6 +224,7 @@ def schedule(session: Session, actor: Actor, *, creative_id: int, scheduled_for:
     """No exceptions: a signed contract, a live sales link and a channel approval, or 409 listing what is missing."""
     creative = get_creative(session, actor, creative_id)
     actor.require("social_ops", brand_id=creative.brand_id)
+    _aware("scheduled_for", scheduled_for)
     missing = missing_for_schedule(session, creative, at=max(utcnow(), scheduled_for))
     if missing:
         audit.record(session, actor, "schedule.refused", creative, after={"missing": missing})
@@ -245,8 +261,9 @@ def add_proof(
     creative = get_creative(session, actor, creative_id)
     if actor.creator_id != creative.creator_id:
         actor.require("social_ops", brand_id=creative.brand_id)
+    _aware("posted_at", posted_at)
     if creative.status not in ("scheduled", "posted"):
-        raise ForbiddenError("only scheduled content can be posted")
+        raise ConflictError(f"creative {creative.id} is {creative.status}: only scheduled content can be posted")
     stored = (storage or default_storage()).put(data, name=file_name, content_type=content_type) if data else None
     proof = ProofOfPosting(creative_id=creative.id, url=url, posted_at=posted_at, file_key=stored.key if stored else "")
     session.add(proof)
