@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
@@ -72,11 +72,30 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     drop_database(url)
 
 
+def _real_sqlite_transactions(engine: Engine) -> None:
+    """pysqlite begins a transaction only before DML, so a test's savepoint became the outermost
+    transaction and the app's commit (RELEASE SAVEPOINT) really committed, leaking rows into later
+    tests. Emitting BEGIN ourselves makes the per-test transaction wrap every savepoint."""
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN")
+
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def engine(database_url: str) -> Engine:
     from clearline.kit.db import engine_for
 
-    return engine_for(database_url)
+    engine = engine_for(database_url)
+    if engine.dialect.name == "sqlite":
+        _real_sqlite_transactions(engine)
+    return engine
 
 
 @pytest.fixture

@@ -143,6 +143,14 @@ def verify(session: Session, *, batch: int = 5000) -> VerifyResult:
             checked += 1
         cursor = rows[-1].id
     head = session.get(AuditHead, 1)
+    if head is None and checked:
+        # Deleting the tail together with the head must not pass for an intact chain.
+        return VerifyResult(
+            False,
+            checked,
+            None,
+            f"the chain's head is missing: events after event {last_id} may have been deleted",
+        )
     if head is not None and (head.last_event_id != last_id or head.last_hash != expected_prev):
         return VerifyResult(
             False,

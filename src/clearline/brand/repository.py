@@ -5,8 +5,9 @@ from sqlalchemy.orm import Session
 
 from clearline.auth.actor import Actor
 from clearline.auth.scope import brand_filter
+from clearline.contract.repository import roster_contracts
 from clearline.kit.errors import NotFoundError
-from clearline.models import Brand, Contract, RosterEntry
+from clearline.models import Brand, Contract
 
 
 def readable(actor: Actor):  # type: ignore[no-untyped-def]
@@ -16,8 +17,7 @@ def readable(actor: Actor):  # type: ignore[no-untyped-def]
         clauses.append(Brand.id.in_(select(Contract.brand_id).where(Contract.creator_id == actor.creator_id)))
     if actor.agency_id is not None:
         clauses.append(Brand.id.in_(select(Contract.brand_id).where(Contract.agency_id == actor.agency_id)))
-        roster = select(RosterEntry.creator_id).where(RosterEntry.agency_id == actor.agency_id)
-        clauses.append(Brand.id.in_(select(Contract.brand_id).where(Contract.creator_id.in_(roster))))
+        clauses.append(Brand.id.in_(select(Contract.brand_id).where(roster_contracts(actor.agency_id))))
     return or_(*clauses)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from clearline.audit import service as audit
 from clearline.auth.actor import Actor
 from clearline.auth.scope import brand_filter
+from clearline.brand import repository as brand_repository
 from clearline.brief import approval
 from clearline.brief.service import get_brief
 from clearline.kit.clock import utcnow
@@ -18,6 +19,7 @@ from clearline.kit.storage import Storage, default_storage
 from clearline.link import repository as link_repository
 from clearline.models import (
     ApprovalStep,
+    Brand,
     Brief,
     Creative,
     CreativeVersion,
@@ -61,7 +63,13 @@ def _may_edit(actor: Actor, creative_or_creator_id: int, brand_id: int) -> None:
 def create_creative(
     session: Session, actor: Actor, *, brief_id: int, creator_id: int, channel: str, is_high_risk: bool = False
 ) -> Creative:
-    brief = get_brief(session, actor, brief_id) if actor.creator_id is None else session.get(Brief, brief_id)
+    if actor.creator_id is None:
+        brief = get_brief(session, actor, brief_id)
+    else:
+        # A creator answers briefs of the brands it holds a contract with, never another brand's: a
+        # creative would otherwise make that brand's brief readable to it.
+        brands = select(Brand.id).where(brand_repository.readable(actor))
+        brief = session.scalar(select(Brief).where(Brief.id == brief_id, Brief.brand_id.in_(brands)))
     if brief is None:
         raise NotFoundError(f"no brief {brief_id}")
     _may_edit(actor, creator_id, brief.brand_id)

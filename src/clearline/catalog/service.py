@@ -29,6 +29,7 @@ def _decimal(
     required: bool,
     low: Decimal = Decimal(0),
     high: Decimal | None = None,
+    places: int | None = None,
 ) -> Decimal | None:
     text = row.get(column, "")
     if not text:
@@ -42,6 +43,9 @@ def _decimal(
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise csvio.RowInvalid(column, f"{text} must be {bound}")
+    if places is not None and value != value.quantize(Decimal(1).scaleb(-places)):
+        # Stored as basis points: a finer percentage would be silently rounded, so it is refused.
+        raise csvio.RowInvalid(column, f"at most {places} decimal places (a basis point)")
     return value
 
 
@@ -55,7 +59,7 @@ def _parse_sku_row(row: dict[str, str]) -> SkuParsed:
         raise csvio.RowInvalid("currency", str(exc)) from None
     price = _decimal(row, "price", required=True)
     unit_cost = _decimal(row, "unit_cost", required=False)
-    margin = _decimal(row, "margin_pct", required=False, high=Decimal(100))
+    margin = _decimal(row, "margin_pct", required=False, high=Decimal(100), places=2)
     if (unit_cost is None) == (margin is None):
         raise csvio.RowInvalid("unit_cost", "give exactly one of unit_cost and margin_pct")
     for column, value in (("price", price), ("unit_cost", unit_cost)):
@@ -70,7 +74,8 @@ def _parse_sku_row(row: dict[str, str]) -> SkuParsed:
         price=price,
         unit_cost=unit_cost,
         margin_pct=margin,  # type: ignore[arg-type]
-        return_rate_pct=_decimal(row, "return_rate_pct", required=False, high=Decimal(100)) or Decimal(0),
+        return_rate_pct=_decimal(row, "return_rate_pct", required=False, high=Decimal(100), places=2)
+        or Decimal(0),
     )
 
 

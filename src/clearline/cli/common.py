@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,10 +24,13 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, details: list[dict] | None = None) -> None:  # type: ignore[type-arg]
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # The reason stays on one line: only its first line (a driver error appends a "Background" link),
+    # and never wrapped at the terminal's width (soft_wrap), so scripts can grep it.
+    reason = next((line.strip() for line in str(message).splitlines() if line.strip()), "failed")
+    err_console.print(Text.assemble(("error:", "bold red"), " ", reason), highlight=False, soft_wrap=True)
     for item in (details or [])[:50]:
         loc = " › ".join(str(part) for part in item.get("loc", []))
-        err_console.print(f"  {loc}: {item.get('msg')}", highlight=False)
+        err_console.print(f"  {loc}: {item.get('msg')}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(code=1)
 
 

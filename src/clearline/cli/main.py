@@ -181,8 +181,9 @@ def users_create(
             if not found:
                 fail(f"no creator {creator!r}")
             creator_id = found[creator].id
+        # `--password ""` means an API-only user, the same as an empty answer at the prompt.
         user = service.create_user(
-            session, actor, email=email, name=name, password=password, grants=grants, creator_id=creator_id
+            session, actor, email=email, name=name, password=password or None, grants=grants, creator_id=creator_id
         )
         user_id = user.id
     console.print(f"created user {user_id} <{email}>")

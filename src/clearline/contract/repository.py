@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select, union
 from sqlalchemy.orm import Session
 
 from clearline.auth.actor import Actor
 from clearline.auth.scope import brand_filter
 from clearline.kit.errors import NotFoundError
 from clearline.models import (
+    Agency,
     Contract,
     ContractAcceptance,
     ContractTemplate,
@@ -17,14 +18,28 @@ from clearline.models import (
 CONTRACT_READERS = ("legal", "finance", "social_ops", "marketing", "brand_steward")
 
 
+def agency_brand_ids(agency_id: int):  # type: ignore[no-untyped-def]
+    """The brands an agency works for: the one that onboarded it and those it holds contracts with."""
+    return union(
+        select(Agency.brand_id).where(Agency.id == agency_id),
+        select(Contract.brand_id).where(Contract.agency_id == agency_id),
+    )
+
+
+def roster_contracts(agency_id: int):  # type: ignore[no-untyped-def]
+    """Contracts of the agency's roster creators, but only with the brands the agency works for: a
+    roster creator's own deal with another brand is not the agency's business."""
+    roster = select(RosterEntry.creator_id).where(RosterEntry.agency_id == agency_id)
+    return and_(Contract.creator_id.in_(roster), Contract.brand_id.in_(agency_brand_ids(agency_id)))
+
+
 def readable_contracts(actor: Actor):  # type: ignore[no-untyped-def]
     clauses = [brand_filter(actor, Contract.brand_id, CONTRACT_READERS)]
     if actor.creator_id is not None:
         clauses.append(Contract.creator_id == actor.creator_id)
     if actor.agency_id is not None:
         clauses.append(Contract.agency_id == actor.agency_id)
-        roster = select(RosterEntry.creator_id).where(RosterEntry.agency_id == actor.agency_id)
-        clauses.append(Contract.creator_id.in_(roster))
+        clauses.append(roster_contracts(actor.agency_id))
     return or_(*clauses)
 
 

@@ -92,11 +92,18 @@ def create_contract(
     else:
         creator_repository.get_agency(session, actor, data.agency_id)  # type: ignore[arg-type]
     tiers = {sku.tier for sku in catalog_repository.skus_by_code(session, brand_id=brand.id).values()}
-    unknown = sorted(data.terms.tiers() - tiers) if tiers else []
+    unknown = [
+        {"loc": ["terms", plan_name, "rates", table_name, tier], "msg": f"unknown tier {tier!r}"}
+        for plan_name, plan in (("cpa", data.terms.cpa), ("revshare", data.terms.revshare))
+        if plan is not None and tiers
+        for table_name, table in (("new", plan.rates.new), ("returning", plan.rates.returning or {}))
+        for tier in sorted(table)
+        if tier not in tiers
+    ]
     if unknown:
         raise ValidationFailedError(
-            "terms name tiers the catalog does not have",
-            details=[{"loc": ["terms", "tiers"], "msg": f"unknown tier {t!r}"} for t in unknown],
+            f"terms name tiers the catalog does not have: {', '.join('.'.join(e['loc']) for e in unknown)}",
+            details=unknown,
         )
     contract = Contract(
         brand_id=brand.id,

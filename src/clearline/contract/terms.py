@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from clearline.kit.money import MINOR_UNITS
 
@@ -28,13 +28,23 @@ class TierRates(_Strict):
     new: dict[str, Rate]
     returning: dict[str, Rate] | None = None
 
-    @model_validator(mode="after")
-    def _returning_covers_tiers(self) -> TierRates:
-        if not self.new:
+    @field_validator("new")
+    @classmethod
+    def _some_tier(cls, new: dict[str, Decimal]) -> dict[str, Decimal]:
+        if not new:
             raise ValueError("at least one tier rate is required")
-        if self.returning is not None and set(self.returning) != set(self.new):
+        return new
+
+    @field_validator("returning")
+    @classmethod
+    def _returning_covers_tiers(
+        cls, returning: dict[str, Decimal] | None, info: ValidationInfo
+    ) -> dict[str, Decimal] | None:
+        # A field validator (not a model one) so that the error names ``returning``.
+        new = info.data.get("new")
+        if returning is not None and new is not None and set(returning) != set(new):
             raise ValueError("returning rates must name the same tiers as new-customer rates")
-        return self
+        return returning
 
 
 class CpaTerms(_Strict):
@@ -110,10 +120,15 @@ class ContractTerms(_Strict):
                 raise ValueError("model 'hybrid' needs a retainer or an onboarding_retainer")
         elif self.retainer is not None or self.onboarding_retainer is not None:
             raise ValueError("retainers belong to the 'hybrid' model")
-        thresholds = [tier.from_revenue for tier in self.volume_tiers]
+        return self
+
+    @field_validator("volume_tiers")
+    @classmethod
+    def _increasing(cls, tiers: list[VolumeTier]) -> list[VolumeTier]:
+        thresholds = [tier.from_revenue for tier in tiers]
         if thresholds != sorted(thresholds) or len(set(thresholds)) != len(thresholds):
             raise ValueError("volume_tiers must have strictly increasing from_revenue")
-        return self
+        return tiers
 
     def tiers(self) -> set[str]:
         named: set[str] = set()

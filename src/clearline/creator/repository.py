@@ -53,6 +53,22 @@ def creators_by_handle(session: Session, handles: list[str]) -> dict[str, Creato
     return {c.handle: c for c in session.scalars(select(Creator).where(Creator.handle.in_(handles)))}
 
 
+def rosterable_by_handle(session: Session, agency: Agency, handles: list[str]) -> dict[str, Creator]:
+    """Creators an agency may take on: onboarded by, or contracted with, a brand the agency works for.
+    Any other creator is reported as unknown, so a roster import cannot reach another brand's creators."""
+    from clearline.contract.repository import agency_brand_ids
+
+    brands = agency_brand_ids(agency.id)
+    stmt = select(Creator).where(
+        Creator.handle.in_(handles),
+        or_(
+            Creator.brand_id.in_(brands),
+            Creator.id.in_(select(Contract.creator_id).where(Contract.brand_id.in_(brands))),
+        ),
+    )
+    return {c.handle: c for c in session.scalars(stmt)}
+
+
 def list_agencies(session: Session, actor: Actor) -> list[Agency]:
     return list(session.scalars(select(Agency).where(readable_agencies(actor)).order_by(Agency.name)))
 

@@ -118,7 +118,7 @@ def import_roster(
         return row["handle"].lower()
 
     parsed = csvio.parse(data, required=["handle"], convert=handle_of)
-    known = repository.creators_by_handle(session, [h for _, h in parsed.rows])
+    known = repository.rosterable_by_handle(session, agency, [h for _, h in parsed.rows])
     for line, handle in parsed.rows:
         if handle not in known:
             parsed.errors.append(csvio.RowError(line, "handle", f"no creator {handle!r}"))

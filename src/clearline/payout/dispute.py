@@ -37,7 +37,8 @@ def open_dispute(session: Session, actor: Actor, *, commission_line_id: int, rea
     dispute = Dispute(brand_id=line.brand_id, commission_line_id=line.id, opened_by_id=actor.user_id, reason=reason)
     session.add(dispute)
     session.flush()
-    audit.record(session, actor, "dispute.opened", dispute, after={"commission_line_id": line.id, "reason": reason})
+    audit.record(session, actor, "dispute.opened", dispute, after={"commission_line_id": line.id, "reason": reason},
+                 reason=reason)
     return dispute
 
 
