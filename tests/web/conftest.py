@@ -1,5 +1,5 @@
-"""Fixtures for the page tests: a live server on its own seeded database, a headless Chromium, and a
-logged-in TestClient for the fast tests.
+"""Fixtures for the page tests: a live server on its own seeded database, another on the simulated pilot
+(built once per session), a headless Chromium, and a logged-in TestClient for the fast tests.
 
 The live server gets a database of its own (never the shared, per-test-rolled-back ``database_url``
 one): the server's requests commit for real, from another thread, and the browser sees those commits.
@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,27 +52,18 @@ def _point_settings_at(url: str | None) -> None:
     get_settings.cache_clear()
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """Uvicorn serving the real app in a background thread, on a fresh migrated database seeded with the
-    pilot. The session fixture in tests/conftest.py points CLEARLINE_DATABASE_URL at the shared database;
-    that value is restored afterwards."""
+@contextmanager
+def _serving(url: str) -> Iterator[str]:
+    """Uvicorn serving the real app on ``url``'s database in a background thread; yields the base URL.
+    Settings point at that database while it serves (the app opens its sessions from them) and are
+    restored afterwards."""
     import uvicorn
 
-    from clearline.demo.seed import seed_pilot
-    from clearline.kit.db import engine_for
-
-    url = _fresh_database(tmp_path_factory.mktemp("live"), "live")
     previous = os.environ.get("CLEARLINE_DATABASE_URL")
     server = None
     thread = None
     try:
-        migrate(url)
         _point_settings_at(url)
-        with Session(engine_for(url)) as session:
-            brand_id = seed_pilot(session).brand_id
-            session.commit()
-
         from clearline.app import create_app
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -88,15 +80,84 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the live server did not start")
             time.sleep(0.05)
-        yield LiveServer(url=f"http://127.0.0.1:{port}", database_url=url, brand_id=brand_id)
+        yield f"http://127.0.0.1:{port}"
     finally:
         if server is not None:
             server.should_exit = True
         if thread is not None:
             thread.join(timeout=15)
         _point_settings_at(previous)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[LiveServer]:
+    """Uvicorn serving the real app in a background thread, on a fresh migrated database seeded with the
+    pilot. The session fixture in tests/conftest.py points CLEARLINE_DATABASE_URL at the shared database;
+    that value is restored afterwards. It is set up first (``database_url``), so a TestClient test in the
+    same module cannot set it while a server runs and have it overwritten when the server stops."""
+    from clearline.demo.seed import seed_pilot
+    from clearline.kit.db import engine_for
+
+    url = _fresh_database(tmp_path_factory.mktemp("live"), "live")
+    previous = os.environ.get("CLEARLINE_DATABASE_URL")
+    try:
+        migrate(url)
+        _point_settings_at(url)
+        with Session(engine_for(url)) as session:
+            brand_id = seed_pilot(session).brand_id
+            session.commit()
+        _point_settings_at(previous)
+        with _serving(url) as base_url:
+            yield LiveServer(url=base_url, database_url=url, brand_id=brand_id)
+    finally:
+        _point_settings_at(previous)
         engine_for(url).dispose()
         drop_database(url)
+
+
+@dataclass
+class PilotDatabase:
+    url: str
+    brand_id: int
+
+
+@pytest.fixture(scope="session")
+def pilot_database(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[PilotDatabase]:
+    """The whole pilot, as `clearline demo` builds it: the seed, 30 simulated days of clicks, orders,
+    returns and a chargeback, briefs and approvals, and the approved, paid and reconciled monthly payout.
+    Built once per test session (the simulation takes the better part of a minute) and shared by every
+    module that serves it: their tests add to it, so none may rely on it being untouched. The shared
+    ``database_url`` is set up first, for the reason ``live_server`` gives."""
+    from clearline.demo.seed import seed_pilot
+    from clearline.demo.simulate import pilot_briefs, pilot_payout, simulate_pilot
+    from clearline.kit.db import engine_for
+
+    url = _fresh_database(tmp_path_factory.mktemp("pilot"), "pilot")
+    previous = os.environ.get("CLEARLINE_DATABASE_URL")
+    try:
+        migrate(url)
+        _point_settings_at(url)
+        with Session(engine_for(url)) as session:
+            brand_id = seed_pilot(session).brand_id
+            session.commit()
+            for step in (simulate_pilot, pilot_briefs, pilot_payout):
+                step(session)
+                session.commit()
+    except BaseException:
+        drop_database(url)
+        raise
+    finally:
+        _point_settings_at(previous)
+    yield PilotDatabase(url=url, brand_id=brand_id)
+    engine_for(url).dispose()
+    drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def pilot_server(pilot_database: PilotDatabase) -> Iterator[LiveServer]:
+    """A live server on the simulated pilot (orders, commissions, a payout), one per module."""
+    with _serving(pilot_database.url) as base_url:
+        yield LiveServer(url=base_url, database_url=pilot_database.url, brand_id=pilot_database.brand_id)
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +181,27 @@ def page(browser, live_server: LiveServer):  # type: ignore[no-untyped-def]
     tab = context.new_page()
     yield tab
     context.close()
+
+
+@pytest.fixture
+def pilot_page(browser, pilot_server: LiveServer):  # type: ignore[no-untyped-def]
+    """A fresh browser context on the pilot server, as ``page`` is on the seeded one."""
+    context = browser.new_context(base_url=pilot_server.url)
+    # The pilot's pages are the biggest (hundreds of orders and commission lines): allow a busy machine.
+    context.set_default_timeout(30_000)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def sign_in(page, email: str, password: str = DEMO_PASSWORD) -> None:  # type: ignore[no-untyped-def]
+    """Log the browser in through the login form and wait until it has left it (hashing the password
+    takes a while on a busy machine, longer than an assertion's default wait)."""
+    page.goto("/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/login" not in url)
 
 
 @pytest.fixture

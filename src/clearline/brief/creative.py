@@ -279,3 +279,15 @@ def add_proof(
     session.flush()
     audit.record(session, actor, "creative.posted", creative, after={"url": url, "posted_at": posted_at})
     return proof
+
+
+def feedback(session: Session, actor: Actor) -> list[tuple[Creative, ApprovalStep]]:
+    """Decided reviews of the creatives ``actor`` may read, newest first: what a creator hears back.
+    Steps closed automatically because another reviewer asked for changes say nothing of their own."""
+    stmt = (
+        select(Creative, ApprovalStep)
+        .join(ApprovalStep, (ApprovalStep.subject_type == "creative") & (ApprovalStep.subject_id == Creative.id))
+        .where(readable(actor), ApprovalStep.decided_at.is_not(None), ApprovalStep.decision != "superseded")
+        .order_by(ApprovalStep.decided_at.desc(), ApprovalStep.id.desc())
+    )
+    return [(creative, step) for creative, step in session.execute(stmt)]

@@ -1,4 +1,5 @@
-"""Contract pages: legal's contracts and templates, one contract's detail, and the creator/agency portal."""
+"""Contract pages: legal's contracts and templates, and one contract's detail (the creator / agency portal
+that lists a payee's own contracts lives with the creator pages)."""
 
 from __future__ import annotations
 
@@ -85,9 +86,3 @@ def accept(
     check_csrf(page_user, csrf_token)
     service.accept_contract(session, page_user.actor, contract_id=contract_id)
     return see_other(f"/contracts/{contract_id}")
-
-
-@router.get("/portal", response_class=HTMLResponse)
-def portal(request: Request, session: DbSession, page_user: PageActor) -> HTMLResponse:
-    page_user.require_page("/portal")
-    return render(request, "contract/portal.html", page_user, view=views.portal(session, page_user.actor))
