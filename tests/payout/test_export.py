@@ -9,11 +9,14 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from clearline.commission import period as period_service
+from clearline.kit import money
 from clearline.kit.errors import ConflictError, ForbiddenError, NotFoundError, ValidationFailedError
-from clearline.models import AuditEvent, LedgerEntry, LedgerPosting, PayoutRun, Reconciliation
+from clearline.models import AuditEvent, Brief, Creative, LedgerEntry, LedgerPosting, PayoutRun, Reconciliation
 from clearline.payout import dispute as dispute_service
 from clearline.payout import export
 from clearline.payout import service as payout_service
@@ -135,6 +138,67 @@ class TestPayoutCsv:
             assert ISO_UTC.match(row[column]), column
         assert row["invoice_reference"] == f"CL-{program.brand.slug.upper()}-{run.id}-{row['payout_line_id']}"
         assert (row["order_count"], row["commission_line_count"]) == ("1", "1")
+
+
+def approved_brief(program: Program, creator_id: int, *, day: float) -> None:
+    """A brief approved on ``day`` that ``creator_id`` made content for."""
+    brief = Brief(
+        brand_id=program.brand.id,
+        campaign_id=program.campaign.id,
+        title=f"Brief {day}",
+        skus=["SKU-A1"],
+        offer_code="AUTUMN",
+        landing_url="https://shop.example.com/p",
+        call_to_action="Shop now",
+        key_messages=["glow"],
+        disclaimers=["#ad"],
+        measurement_note="coupon and click",
+        status="approved",
+        approved_at=program.at(day),
+    )
+    program.db.add(brief)
+    program.db.flush()
+    program.db.add(
+        Creative(
+            brand_id=program.brand.id,
+            brief_id=brief.id,
+            creator_id=creator_id,
+            channel="instagram",
+            status="approved",
+            approved_at=program.at(day),
+        )
+    )
+    program.db.flush()
+
+
+class TestBriefApprovedAt:
+    def test_each_row_carries_the_latest_brief_approval_up_to_the_run(self, program: Program):
+        anna = program.creator("anna")
+        program.creator("ben")
+        agency_id, _ = program.agency("Glow Agency", ["cara"])
+        approved_brief(program, anna.creator_id, day=3)
+        approved_brief(program, anna.creator_id, day=8)
+        approved_brief(program, anna.creator_id, day=60)  # after the run's date
+        approved_brief(program, program.payees["cara"].creator_id, day=4)
+        for handle in ("anna", "ben", "cara"):
+            program.order(handle, day=5)
+        run = program.run_and_approve(day=50)
+        found = {
+            (r["payee_type"], r["payee_id"]): r["brief_approved_at"]
+            for r in rows(export.payout_csv(program.db, program.finance, run_id=run.id))
+        }
+        stamp = "%Y-%m-%dT%H:%M:%SZ"
+        assert found == {
+            ("creator", str(anna.creator_id)): program.at(8).strftime(stamp),
+            ("creator", str(program.payees["ben"].creator_id)): "",
+            ("agency", str(agency_id)): program.at(4).strftime(stamp),
+        }
+
+
+class TestAmountFormatting:
+    @given(minor=st.integers(-(10**15), 10**15), currency=st.sampled_from(sorted(money.MINOR_UNITS)))
+    def test_the_detail_files_formatter_writes_exactly_what_money_writes(self, minor: int, currency: str):
+        assert export._amounts(currency)(minor) == money.format_minor(minor, currency)
 
 
 class TestDetailCsv:

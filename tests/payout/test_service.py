@@ -285,19 +285,23 @@ class TestIdempotency:
         for handle in ("anna", "ben", "cara"):
             program.creator(handle)
             program.order(handle, day=5, lines=[("SKU-A1", 2, "49.00")])
-        real = payout_service._signed_off_at
-        calls = []
+        real = payout_service._write_items
+        written = []
 
-        def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
-            calls.append(args)
-            if len(calls) == 2:  # the first payout line is already written
+        def flaky(session, rows):  # type: ignore[no-untyped-def]
+            if written:  # the payout lines and the first payee's items are already written
                 raise ConnectionError("database went away")
-            return real(*args, **kwargs)
+            written.extend(rows)
+            real(session, rows)
 
-        monkeypatch.setattr(payout_service, "_signed_off_at", flaky)
+        monkeypatch.setattr(payout_service, "ITEM_CHUNK", 1)
+        monkeypatch.setattr(payout_service, "_write_items", flaky)
         with pytest.raises(ConnectionError), program.db.begin_nested():
             program.run()
+        assert len(written) == 1
         assert program.db.scalar(select(PayoutRun.id).where(PayoutRun.brand_id == program.brand.id)) is None
+        assert program.db.scalar(select(PayoutItem.id)) is None
+        monkeypatch.setattr(payout_service, "_write_items", real)
 
         run = program.run_and_approve()
         items = program.items(run)
