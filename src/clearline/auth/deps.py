@@ -29,7 +29,10 @@ def get_session() -> Iterator[Session]:
         session.close()
 
 
-DbSession = Annotated[Session, Depends(get_session)]
+# Scope "function": the commit runs before the response is sent. By default FastAPI ends a yield
+# dependency after sending, so a browser following a POST's 303 could read before the commit landed
+# (a fresh login bounced back to the login page, a signed-off link still shown pending).
+DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_actor(request: Request, session: DbSession) -> Actor:
