@@ -75,17 +75,23 @@ def db_upgrade() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(None, help="Port (default: $PORT or 8000)."),
+    workers: int = typer.Option(1, help="Worker processes; with more than one, run `clearline worker` for jobs."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
-    """Serve the web UI and the API."""
+    """Serve the web UI, the API and the redirect hot path (periodic jobs in-process with one worker)."""
     import uvicorn
 
+    if workers > 1:
+        os.environ["CLEARLINE_RUN_JOBS"] = "false"
     uvicorn.run(
-        "clearline.app:create_app",
+        "clearline.app:create_served_app",
         factory=True,
         host=host,
+        workers=workers,
         port=port or int(os.environ.get("PORT", "8000")),
         proxy_headers=True,
-        log_level="info",
+        log_level=log_level,
+        access_log=False,
     )
 
 
