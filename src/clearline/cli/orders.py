@@ -8,8 +8,19 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
-from clearline.cli.common import AsOption, brand_id_for, command_unit, console, fail, read_file, resolve_actor
+from clearline.cli.common import (
+    AsOption,
+    brand_id_for,
+    command_unit,
+    console,
+    err_console,
+    fail,
+    read_file,
+    resolve_actor,
+)
+from clearline.kit.errors import ValidationFailedError
 
 events_app = typer.Typer(help="The inbox of incoming events.", no_args_is_help=True)
 explain_app = typer.Typer(help="Explain commissions end to end.", no_args_is_help=True)
@@ -33,14 +44,26 @@ def import_orders(
         progress.add_task(f"importing {file.name}", total=None)
         actor = resolve_actor(session, as_)
         brand_row = repository.get(session, actor, brand_id_for(session, brand))
-        report = csv_import.import_orders(session, actor, brand=brand_row, data=data, quarantine=quarantine,
-                                          filename=file.name)
+        try:
+            report = csv_import.import_orders(session, actor, brand=brand_row, data=data, quarantine=quarantine,
+                                              filename=file.name)
+        except ValidationFailedError as exc:
+            _refuse_file(exc)
     console.print(f"orders: {report.orders} imported, {report.duplicates} already known, "
                   f"{report.failed_processing} waiting for replay")
     if report.rejected:
         target = rejects or file.with_suffix(".rejects.csv")
         target.write_text(report.rejects_csv())
         console.print(f"[yellow]{len(report.rejected)} row(s) rejected → {target}[/]")
+
+
+def _refuse_file(exc: ValidationFailedError) -> None:
+    """Every bad row, not only the first few: the file is corrected from this list (nothing was imported)."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", exc.message), highlight=False, soft_wrap=True)
+    for item in exc.details or []:
+        loc = " › ".join(str(part) for part in item.get("loc", []))
+        err_console.print(f"  {loc}: {item.get('msg')}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(code=1)
 
 
 def import_fx(file: Path = typer.Argument(..., help="CSV: day,base,quote,rate (1 base = rate quote)."),

@@ -16,7 +16,7 @@ from clearline.audit import service as audit
 from clearline.auth.actor import Actor
 from clearline.ingest import schemas, service
 from clearline.kit import csvio
-from clearline.kit.errors import ValidationFailedError
+from clearline.kit.errors import ConflictError, ValidationFailedError
 from clearline.models import Brand
 
 COLUMNS = [
@@ -43,14 +43,29 @@ class CsvReport:
     rows: int = 0
     rejected: list[csvio.RowError] = field(default_factory=list)
     failed_processing: int = 0
+    source_rows: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def rejects_csv(self) -> str:
+        """The rejected rows as they were in the file, each with its line number and every reason, so the
+        file can be corrected and imported again."""
+        reasons: dict[int, list[str]] = {}
+        for error in self.rejected:
+            reasons.setdefault(error.line, []).append(f"{error.column}: {error.message}")
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["line", "column", "reason"])
-        for error in self.rejected:
-            writer.writerow([error.line, error.column, error.message])
+        writer.writerow(["line", *COLUMNS, "reason"])
+        for line in sorted(reasons):
+            row = self.source_rows.get(line, {})
+            writer.writerow([line, *(row.get(column, "") for column in COLUMNS), "; ".join(reasons[line])])
         return out.getvalue()
+
+
+Rows = list[tuple[int, dict[str, str]]]
+_COLUMN_OF = {
+    ("customer", "id"): "customer_id",
+    ("customer", "new_customer"): "new_customer",
+    ("coupon_codes",): "coupon_code",
+}
 
 
 def _flag(value: str) -> bool | None:
@@ -64,10 +79,12 @@ def _flag(value: str) -> bool | None:
     raise csvio.RowInvalid("new_customer", f"{value!r} is not true/false")
 
 
-def _group(data: bytes | str) -> tuple[dict[str, list[tuple[int, dict[str, str]]]], list[csvio.RowError]]:
-    orders: dict[str, list[tuple[int, dict[str, str]]]] = {}
+def _group(data: bytes | str) -> tuple[dict[str, Rows], list[csvio.RowError], dict[int, dict[str, str]]]:
+    orders: dict[str, Rows] = {}
     errors: list[csvio.RowError] = []
+    raw: dict[int, dict[str, str]] = {}
     for line, row in csvio.read_rows(data, required=REQUIRED, optional=COLUMNS):
+        raw[line] = row
         if "__extra__" in row:
             errors.append(csvio.RowError(line, "row", "more fields than the header"))
             continue
@@ -75,10 +92,29 @@ def _group(data: bytes | str) -> tuple[dict[str, list[tuple[int, dict[str, str]]
             errors.append(csvio.RowError(line, "order_id", "required"))
             continue
         orders.setdefault(row["order_id"], []).append((line, row))
-    return orders, errors
+    return orders, errors, raw
 
 
-def _order_payload(rows: list[tuple[int, dict[str, str]]]) -> tuple[dict[str, Any] | None, list[csvio.RowError]]:
+def _validation_errors(exc: ValidationError, rows: Rows) -> list[csvio.RowError]:
+    """Pydantic's locations (``lines.1.quantity``) back to the file's line numbers and column names."""
+    errors = []
+    for error in exc.errors():
+        cause = (error.get("ctx") or {}).get("error")
+        found = cause.problems if isinstance(cause, schemas.FieldProblems) else [(error["loc"], error["msg"])]
+        for loc, message in found:
+            parts = [str(p) for p in loc]
+            if parts and parts[0] == "lines" and len(parts) > 1 and parts[1].isdigit():
+                line = rows[int(parts[1])][0]
+                column = parts[2] if len(parts) > 2 else "row"
+            else:
+                line = rows[0][0]
+                named = _COLUMN_OF.get(tuple(parts[:2])) or _COLUMN_OF.get(tuple(parts[:1]))
+                column = named or ".".join(parts) or "row"
+            errors.append(csvio.RowError(line, column, message))
+    return errors
+
+
+def _order_payload(rows: Rows) -> tuple[dict[str, Any] | None, list[csvio.RowError]]:
     errors: list[csvio.RowError] = []
     first = rows[0][1]
     for line, row in rows[1:]:
@@ -111,18 +147,19 @@ def _order_payload(rows: list[tuple[int, dict[str, str]]]) -> tuple[dict[str, An
     try:
         schemas.OrderIn.model_validate(payload)
     except ValidationError as exc:
-        for error in exc.errors():
-            loc = [str(p) for p in error["loc"]]
-            if loc and loc[0] == "lines" and len(loc) > 1:
-                line = rows[int(loc[1])][0]
-                column = loc[2] if len(loc) > 2 else "line"
-            else:
-                line, column = rows[0][0], ".".join(loc) or "row"
-            message = error["msg"]
-            if column == "row" and "lines." in message:  # cross-field checks name their line index
-                column = "lines"
-            errors.append(csvio.RowError(line, column, message))
+        errors.extend(_validation_errors(exc, rows))
     return (None if errors else payload), errors
+
+
+def _whole_order(order_id: str, rows: Rows, bad: list[csvio.RowError]) -> list[csvio.RowError]:
+    """An order is imported whole or not at all: its good rows are rejected too, saying why."""
+    bad_lines = sorted({e.line for e in bad})
+    named = ", ".join(str(n) for n in bad_lines)
+    return [
+        csvio.RowError(line, "order_id", f"order {order_id} not imported: its row(s) on line(s) {named} are bad")
+        for line, _ in rows
+        if line not in bad_lines
+    ]
 
 
 def import_orders(
@@ -137,39 +174,58 @@ def import_orders(
     """Import an order CSV. Default: any bad row and nothing is imported (the 422 lists every bad row).
     With ``quarantine``: good orders are imported and bad rows are reported for a rejects file."""
     actor.require(*IMPORTERS, brand_id=brand.id)
-    grouped, errors = _group(data)
-    report = CsvReport(rows=sum(len(r) for r in grouped.values()) + len(errors))
-    good: list[dict[str, Any]] = []
-    for rows in grouped.values():
+    grouped, errors, raw = _group(data)
+    report = CsvReport(rows=len(raw), source_rows=raw)
+    good: list[tuple[dict[str, Any], Rows]] = []
+    for order_id, rows in grouped.items():
         payload, problems = _order_payload(rows)
         if problems:
-            errors.extend(problems)
+            errors.extend(problems + _whole_order(order_id, rows, problems))
         else:
-            good.append(payload)  # type: ignore[arg-type]
-    errors.sort(key=lambda e: (e.line, e.column))
-    if not grouped and not errors:
+            good.append((payload, rows))  # type: ignore[arg-type]
+    if not raw:
         errors.append(csvio.RowError(2, "file", "no data rows"))
+    if errors and not quarantine:
+        errors.sort(key=lambda e: (e.line, e.column))
+        raise ValidationFailedError(
+            f"order import: {len(errors)} problem(s), nothing imported; first: {errors[0]}",
+            details=[e.as_dict() for e in errors],
+        )
+    stored = []
+    for payload, rows in good:
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        try:
+            event, duplicate = service.store(
+                session,
+                brand_id=brand.id,
+                source="csv",
+                kind="order",
+                external_id=payload["order_id"],
+                body=body,
+                delivery_id=filename,
+            )
+        except ConflictError:
+            errors.extend(
+                csvio.RowError(line, "order_id", f"order {payload['order_id']} was imported before with other content")
+                for line, _ in rows
+            )
+            continue
+        if duplicate and event.handled_at is not None:
+            report.duplicates += 1
+            continue
+        stored.append((event, payload, duplicate))
+    errors.sort(key=lambda e: (e.line, e.column))
     if errors and not quarantine:
         raise ValidationFailedError(
             f"order import: {len(errors)} problem(s), nothing imported; first: {errors[0]}",
             details=[e.as_dict() for e in errors],
         )
     report.rejected = errors
-    for payload in good:
-        body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        event, duplicate = service.store(
-            session,
-            brand_id=brand.id,
-            source="csv",
-            kind="order",
-            external_id=payload["order_id"],
-            body=body,
-            delivery_id=filename,
-        )
+    for event, payload, duplicate in stored:
         if duplicate:
             report.duplicates += 1
-            continue
-        report.orders += 1
+        else:
+            report.orders += 1
         if service.process(session, event, parsed=schemas.OrderIn.model_validate(payload)):
             report.failed_processing += 1
     audit.record(

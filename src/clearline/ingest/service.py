@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from clearline.config import get_settings
@@ -25,6 +26,8 @@ from clearline.kit.errors import ClearlineError, ConflictError, ValidationFailed
 from clearline.kit.security import salted_hash
 from clearline.models import Brand, InboxEvent, Order, OrderLine, Refund
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Intake:
@@ -33,18 +36,22 @@ class Intake:
     duplicate: bool
     processed: bool
     error: str = ""
+    refunds: list[str] = field(default_factory=list)
 
 
 def validation_error(exc: ValidationError, prefix: str = "") -> ValidationFailedError:
-    details = [
-        {"loc": [prefix, *map(str, e["loc"])] if prefix else list(map(str, e["loc"])), "msg": e["msg"]}
-        for e in exc.errors()
-    ]
+    details = []
+    for e in exc.errors():
+        cause = (e.get("ctx") or {}).get("error")
+        # A cross-field check reports several fields at once: give each its own entry, as pydantic does.
+        found = cause.problems if isinstance(cause, schemas.FieldProblems) else [(e["loc"], e["msg"])]
+        for loc, msg in found:
+            details.append({"loc": [prefix, *map(str, loc)] if prefix else list(map(str, loc)), "msg": msg})
     names = ", ".join(".".join(str(p) for p in d["loc"] if p != "") for d in details)
     return ValidationFailedError(f"invalid field(s): {names}", details=details)
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes | str) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -57,15 +64,33 @@ def normalise(source: str, kind: str, payload: Any) -> schemas.OrderIn | schemas
         payload = payload[kind]  # Shopify's REST shape wraps the resource; webhooks send it bare
     if not isinstance(payload, dict):
         raise ValidationFailedError("body must be a JSON object", details=[{"loc": ["body"], "msg": "object"}])
-    if source == "shopify":
-        payload = schemas.shopify_order(payload) if kind == "order" else schemas.shopify_refund(payload)
-    elif source == "woocommerce":
-        payload = schemas.woocommerce_order(payload) if kind == "order" else schemas.woocommerce_refund(payload)
-    model = schemas.OrderIn if kind == "order" else schemas.RefundIn
+    try:
+        if source == "shopify":
+            payload = schemas.shopify_order(payload) if kind == "order" else schemas.shopify_refund(payload)
+        elif source == "woocommerce":
+            payload = schemas.woocommerce_order(payload) if kind == "order" else schemas.woocommerce_refund(payload)
+    except schemas.MappingError as exc:
+        name = ".".join(map(str, exc.loc))
+        raise ValidationFailedError(
+            f"invalid field(s): {name}", details=[{"loc": list(map(str, exc.loc)), "msg": exc.message}]
+        ) from None
+    model: type[schemas.OrderIn | schemas.RefundIn] = schemas.OrderIn
+    if kind != "order":
+        model = schemas.RefundIn if source in ("postback", "csv") else schemas.PlatformRefundIn
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
         raise validation_error(exc) from None
+
+
+def body_digest(text: str) -> str:
+    """The body's fingerprint for "same body or not": JSON compares by content, not by its spacing or key
+    order, so a sender that re-serialises a retry is still sending the same event."""
+    try:
+        canonical = json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except ValueError:
+        canonical = text
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def store(
@@ -80,7 +105,7 @@ def store(
 ) -> tuple[InboxEvent, bool]:
     """Insert-or-ignore into the inbox; (event, duplicate). A different body under the same id is a 409."""
     text = body.decode() if isinstance(body, bytes) else body
-    digest = hashlib.sha256(text.encode()).hexdigest()
+    digest = body_digest(text)
     statement = insert_ignore(
         InboxEvent.__table__, session.get_bind().dialect.name, conflict=["brand_id", "source", "kind", "external_id"]
     ).returning(InboxEvent.__table__.c.id)
@@ -91,7 +116,7 @@ def store(
             "source": source,
             "kind": kind,
             "external_id": external_id,
-            "delivery_id": delivery_id,
+            "delivery_id": delivery_id[:128],
             "body": text,
             "body_sha256": digest,
             "received_at": utcnow(),
@@ -109,9 +134,21 @@ def store(
         )
     )
     assert existing is not None
-    if existing.body_sha256 != digest:
+    # Rows written before bodies were compared by content carry the digest of the raw text.
+    if existing.body_sha256 not in (digest, hashlib.sha256(text.encode()).hexdigest()):
         raise ConflictError(f"{kind} {external_id} was already received with a different body")
     return existing, True
+
+
+def inbox_key(source: str, parsed: schemas.OrderIn | schemas.RefundIn, body: bytes | str) -> str:
+    """The inbox id of an event. WooCommerce sends the whole order again on every change (order.updated,
+    a refund), so each distinct revision of a WooCommerce order is its own event, never a 409."""
+    if isinstance(parsed, schemas.RefundIn):
+        return parsed.refund_id
+    if source == "woocommerce":
+        text = body.decode() if isinstance(body, bytes) else body
+        return f"{parsed.order_id[:110]}@{body_digest(text)[:16]}"  # fits inbox_events.external_id
+    return parsed.order_id
 
 
 def receive(
@@ -126,42 +163,62 @@ def receive(
 ) -> Intake:
     """Validate, store raw, then process. Durable once the caller's unit of work commits."""
     parsed = normalise(source, kind, parse_json(body))
-    key = external_id or (parsed.order_id if isinstance(parsed, schemas.OrderIn) else parsed.refund_id)
+    public_id = parsed.order_id if isinstance(parsed, schemas.OrderIn) else parsed.refund_id
+    key = external_id or inbox_key(source, parsed, body)
     event, duplicate = store(
         session, brand_id=brand.id, source=source, kind=kind, external_id=key, body=body, delivery_id=delivery_id
     )
     if duplicate and event.handled_at is not None:
-        return Intake(event.id, key, True, True)
-    error = process(session, event, parsed=parsed)
-    return Intake(event.id, key, duplicate, error == "", error)
+        return Intake(event.id, public_id, True, True)
+    refunds: list[str] = []
+    error = process(session, event, parsed=parsed, refunds=refunds)
+    return Intake(event.id, public_id, duplicate, error == "", error, refunds)
 
 
-def process(session: Session, event: InboxEvent, *, parsed: Any = None) -> str:
-    """Apply one inbox event in a savepoint; returns '' or the reason it must wait for a replay."""
+def process(session: Session, event: InboxEvent, *, parsed: Any = None, refunds: list[str] | None = None) -> str:
+    """Apply one inbox event in a savepoint; returns '' or the reason it must wait for a replay.
+
+    Any failure, expected or not, leaves the event stored with its error: the sender has its 200 and will
+    not send again, so the inbox row is the only copy."""
     if event.handled_at is not None:
         return ""
     try:
         with session.begin_nested():
+            raw = None
             if parsed is None:
-                parsed = normalise(event.source, event.kind, json.loads(event.body))
+                raw = json.loads(event.body)
+                parsed = normalise(event.source, event.kind, raw)
             brand = session.get(Brand, event.brand_id)
+            assert brand is not None
             if isinstance(parsed, schemas.OrderIn):
-                apply_order(session, brand=brand, data=parsed, source=event.source, event_id=event.id)  # type: ignore[arg-type]
+                order = apply_order(session, brand=brand, data=parsed, source=event.source, event_id=event.id)
+                if event.source == "woocommerce":
+                    payload = raw if raw is not None else json.loads(event.body)
+                    created = woocommerce_refunds(session, brand=brand, payload=payload, order=order)
+                    if refunds is not None:
+                        refunds.extend(created)
             else:
-                apply_refund(session, brand=brand, data=parsed, event_id=event.id)  # type: ignore[arg-type]
+                apply_refund(session, brand=brand, data=parsed, event_id=event.id)
             event.handled_at = utcnow()
             event.error = ""
     except ClearlineError as exc:
         event.error = exc.message[:2000]
         return exc.message
+    except Exception as exc:  # noqa: BLE001 - see the docstring: keep the event, record why, replay later
+        log.exception("inbox event %s could not be processed", event.id)
+        message = f"{type(exc).__name__}: {exc}"
+        event.error = message[:2000]
+        return message
     return ""
 
 
 def replay(
     session: Session, *, brand_id: int | None = None, include_handled: bool = False, event_ids: list[int] | None = None
 ) -> dict[str, int]:
-    """Process stored events again (unhandled ones by default). Safe to run any number of times."""
-    stmt = select(InboxEvent).order_by(InboxEvent.id)
+    """Process stored events again (unhandled ones by default). Safe to run any number of times.
+
+    Orders go before refunds, so a refund that waited for its order is applied in the same replay."""
+    stmt = select(InboxEvent).order_by(case((InboxEvent.kind == "order", 0), else_=1), InboxEvent.id)
     if brand_id is not None:
         stmt = stmt.where(InboxEvent.brand_id == brand_id)
     if event_ids:
@@ -297,46 +354,63 @@ def apply_refund(session: Session, *, brand: Brand, data: schemas.RefundIn, even
     return refund
 
 
-def woocommerce_refunds(session: Session, *, brand: Brand, body: bytes) -> list[str]:
+def woocommerce_refunds(session: Session, *, brand: Brand, payload: Any, order: Order) -> list[str]:
     """WooCommerce lists refunds on the order (`refunds[].id/total`, order-level amounts): each new one
-    becomes a refund event, its amount spread over the order's lines in proportion to their net revenue."""
-    payload = parse_json(body)
-    payload = payload.get("order", payload) if isinstance(payload, dict) else payload
-    order = session.scalar(select(Order).where(Order.brand_id == brand.id, Order.external_id == str(payload.get("id"))))
-    if order is None:
+    becomes a refund event, its amount spread over the lines in proportion to their net revenue still
+    unrefunded (largest remainder, so the parts add up to the refund exactly)."""
+    if isinstance(payload, dict) and isinstance(payload.get("order"), dict) and len(payload) == 1:
+        payload = payload["order"]
+    items = payload.get("refunds") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
         return []
-    lines = list(session.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)))
+    # The order's last change is when WooCommerce recorded its refunds; the receiving time would make a
+    # replay days later look like a refund after the verification window.
+    when = payload.get("date_modified_gmt") or payload.get("date_created_gmt")
+    created_at = schemas.utc_text(when) if when else utcnow().isoformat()
     created = []
-    for item in payload.get("refunds") or []:
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or item.get("id") in (None, ""):
+            raise ValidationFailedError(
+                "refund without an id", details=[{"loc": ["refunds", str(index), "id"], "msg": "required"}]
+            )
+        refund_id = str(item["id"])
         known = session.scalar(
             select(InboxEvent.id).where(
                 InboxEvent.brand_id == brand.id,
                 InboxEvent.source == "woocommerce",
                 InboxEvent.kind == "refund",
-                InboxEvent.external_id == str(item.get("id")),
+                InboxEvent.external_id == refund_id,
             )
         )
         if known is not None:  # every order.updated repeats the list; the first sighting is the event
             continue
-        total = money.parse_to_minor(str(item.get("total", "0")).lstrip("-"), order.currency, field="refunds.total")
-        shares = allocate(total, [x.net_amount for x in lines])
-        refund = {
-            "refund_id": str(item.get("id")),
-            "order_id": order.external_id,
-            "created_at": utcnow().isoformat(),
-            "kind": "return",
-            "lines": [
-                {"sku": x.sku, "amount": money.format_minor(share, order.currency)}
-                for x, share in zip(lines, shares, strict=True)
-                if share
-            ],
-        }
-        text = json.dumps(refund, sort_keys=True)
-        event, _ = store(
-            session, brand_id=brand.id, source="woocommerce", kind="refund", external_id=refund["refund_id"], body=text
+        try:
+            total = money.parse_to_minor(str(item.get("total", "0")).lstrip("-"), order.currency, field="total")
+        except money.MoneyError as exc:
+            raise ValidationFailedError(
+                f"refund {refund_id}: {exc}", details=[{"loc": ["refunds", str(index), "total"], "msg": str(exc)}]
+            ) from None
+        lines = list(
+            session.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no))
         )
-        process(session, event, parsed=schemas.RefundIn.model_validate(refund))
-        created.append(refund["refund_id"])
+        shares = allocate(total, [x.net_amount - x.refunded_amount for x in lines])
+        resource = schemas.woocommerce_refund_resource(
+            refund_id=refund_id,
+            order_id=order.external_id,
+            created_at=created_at,
+            currency=order.currency,
+            shares=[(x.sku, share) for x, share in zip(lines, shares, strict=True)],
+        )
+        event, _ = store(
+            session,
+            brand_id=brand.id,
+            source="woocommerce",
+            kind="refund",
+            external_id=refund_id,
+            body=json.dumps(resource, sort_keys=True),
+        )
+        process(session, event)
+        created.append(refund_id)
     return created
 
 
