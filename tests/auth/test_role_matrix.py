@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from clearline.app import create_app
 from clearline.auth import service as auth_service
+from clearline.campaign import service as campaign_service
+from clearline.campaign.schemas import CampaignCreate
+from clearline.contract import service as contract_service
+from clearline.ingest import service as ingest
+from clearline.link import coupon
+from clearline.models import CommissionLine, Order
 from tests import factories
 from tests.auth.matrix import (
     ROLES,
@@ -20,6 +28,7 @@ from tests.auth.matrix import (
     World,
     caller,
     client_for,
+    order_body,
     rolled_back_session,
     send,
     shared_world,
@@ -269,6 +278,23 @@ class TestOwnRecords:
         assert elsewhere.id not in listed
         assert client.get(f"/api/v1/contracts/{elsewhere.id}", headers=who.headers).status_code == 404
 
+    def test_an_agency_does_not_see_its_roster_creators_commissions_with_other_brands(
+        self, client: TestClient, db: Session, world: World
+    ) -> None:
+        away_line = _sale_on_the_away_brand_by_the_home_creator(db, world)
+        who = caller(db, "agency", world.home)
+        listed = {c["id"] for c in self._get(client, who, "/commissions")}
+        assert world.home.s.line_paid in listed
+        assert away_line not in listed
+        assert client.get(f"/api/v1/commissions/{away_line}/explain", headers=who.headers).status_code == 404
+
+    def test_the_creator_itself_sees_its_commissions_with_every_brand(
+        self, client: TestClient, db: Session, world: World
+    ) -> None:
+        away_line = _sale_on_the_away_brand_by_the_home_creator(db, world)
+        who = caller(db, "creator", world.home)
+        assert away_line in {c["id"] for c in self._get(client, who, "/commissions")}
+
     def test_staff_see_a_creator_of_another_brand_once_it_holds_a_contract_with_theirs(
         self, client: TestClient, db: Session, world: World
     ) -> None:
@@ -277,3 +303,32 @@ class TestOwnRecords:
         listed = {c["id"] for c in self._get(client, who, "/creators")}
         assert world.away.spare_creator.id in listed
         assert world.away.creator.id not in listed
+
+
+def _sale_on_the_away_brand_by_the_home_creator(db: Session, world: World) -> int:
+    """The home agency's roster creator also sells for the away brand, under its own contract there."""
+    now = dt.datetime.now(dt.UTC)
+    away, creator = world.away.brand, world.home.creator
+    contract = factories.contract(db, away.id, creator_id=creator.id)
+    me = factories.actor(db, ("creator", away.id), creator_id=creator.id)
+    contract_service.accept_contract(db, me, contract_id=contract.id)
+    campaign = campaign_service.create_campaign(
+        db,
+        factories.SYSTEM,
+        brand_id=away.id,
+        data=CampaignCreate(
+            slug="away-live",
+            name="Away live",
+            payment_model="cpa",
+            starts_at=now - dt.timedelta(days=5),
+            ends_at=now + dt.timedelta(days=5),
+            fallback_url="https://shop.example.com/away",  # type: ignore[arg-type]
+        ),
+    )
+    code = coupon.issue_creator_code(db, factories.SYSTEM, campaign_id=campaign.id, creator_id=creator.id).code
+    body = order_body("AWAY-1", now - dt.timedelta(minutes=30), code)
+    assert ingest.receive(db, brand=away, source="postback", kind="order", body=body).processed
+    order_id = db.scalar(select(Order.id).where(Order.brand_id == away.id, Order.external_id == "AWAY-1"))
+    line = db.scalar(select(CommissionLine.id).where(CommissionLine.order_id == order_id))
+    assert line is not None
+    return line

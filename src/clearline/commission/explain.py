@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from clearline.auth.actor import Actor
 from clearline.auth.scope import brand_filter
 from clearline.commission.service import eligibility
+from clearline.contract.repository import agency_brand_ids
 from clearline.kit.errors import NotFoundError
 from clearline.kit.money import format_minor
 from clearline.ledger import service as ledger
@@ -34,7 +35,9 @@ def readable_lines(actor: Actor):  # type: ignore[no-untyped-def]
     if actor.agency_id is not None:
         clauses.append((CommissionLine.payee_type == "agency") & (CommissionLine.payee_id == actor.agency_id))
         roster = select(RosterEntry.creator_id).where(RosterEntry.agency_id == actor.agency_id)
-        clauses.append(CommissionLine.creator_id.in_(roster))
+        # Only with the brands the agency works for: a roster creator's own sales elsewhere are not its business.
+        brands = agency_brand_ids(actor.agency_id)
+        clauses.append(CommissionLine.creator_id.in_(roster) & CommissionLine.brand_id.in_(brands))
     return or_(*clauses)
 
 
