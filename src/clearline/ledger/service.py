@@ -13,12 +13,14 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import BigInteger, String, Table, any_, bindparam, func, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from clearline.kit.clock import utcnow
-from clearline.kit.db import insert_ignore
+from clearline.kit.db import UTCDateTime, insert_ignore
 from clearline.kit.errors import ClearlineError
 from clearline.models import LedgerAccount, LedgerEntry, LedgerPosting
 
@@ -78,11 +80,20 @@ def _check(transfers: Sequence[Transfer]) -> None:
 
 def _account_ids(session: Session, accounts: Iterable[Account]) -> dict[str, int]:
     wanted = {account.code: account for account in accounts}
-    found = dict(
-        session.execute(select(LedgerAccount.code, LedgerAccount.id).where(LedgerAccount.code.in_(list(wanted))))
-        .tuples()
-        .all()
-    )
+    postgresql = session.get_bind().dialect.name == "postgresql"
+
+    def lookup(codes: list[str]) -> dict[str, int]:
+        # One array parameter on PostgreSQL instead of thousands of IN (...) placeholders.
+        if postgresql:
+            match = LedgerAccount.code == any_(bindparam("codes", codes, type_=ARRAY(String)))
+        else:
+            match = LedgerAccount.code.in_(codes)
+        return {
+            code: account_id
+            for code, account_id in session.execute(select(LedgerAccount.code, LedgerAccount.id).where(match))
+        }
+
+    found = lookup(list(wanted))
     missing = [a for code, a in wanted.items() if code not in found]
     if missing:
         statement = insert_ignore(LedgerAccount.__table__, session.get_bind().dialect.name, conflict=["code"])
@@ -100,14 +111,119 @@ def _account_ids(session: Session, accounts: Iterable[Account]) -> dict[str, int
                 for a in missing
             ],
         )
-        found.update(
-            session.execute(
-                select(LedgerAccount.code, LedgerAccount.id).where(LedgerAccount.code.in_([a.code for a in missing]))
-            )
-            .tuples()
-            .all()
-        )
+        found.update(lookup([a.code for a in missing]))
     return found
+
+
+# PostgreSQL: a chunk is one statement. The entries arrive as arrays and are inserted in the caller's order
+# (ORDER BY ordinality, so ids follow it); the postings insert only for the entries that were new, which the
+# ON CONFLICT on the unique key decides, so a replayed key adds nothing even under concurrent posting.
+_POST_POSTGRESQL = text("""
+WITH new AS (
+    INSERT INTO ledger_entries (key, kind, brand_id, commission_line_id, memo, effective_at, created_at)
+    SELECT e.key, e.kind, e.brand_id, e.commission_line_id, e.memo, e.effective_at, :now
+    FROM unnest(:keys, :kinds, :brand_ids, :line_ids, :memos, :effective_ats)
+         WITH ORDINALITY AS e(key, kind, brand_id, commission_line_id, memo, effective_at, n)
+    ORDER BY e.n
+    ON CONFLICT (key) DO NOTHING
+    RETURNING id, key
+), postings AS (
+    INSERT INTO ledger_postings (entry_id, account_id, amount, currency)
+    SELECT new.id, p.account_id, p.amount, p.currency
+    FROM unnest(:posting_keys, :account_ids, :amounts, :currencies)
+         WITH ORDINALITY AS p(key, account_id, amount, currency, n)
+    JOIN new ON new.key = p.key
+    ORDER BY p.n
+)
+SELECT key FROM new
+""").bindparams(
+    bindparam("keys", type_=ARRAY(String)),
+    bindparam("kinds", type_=ARRAY(String)),
+    bindparam("brand_ids", type_=ARRAY(BigInteger)),
+    bindparam("line_ids", type_=ARRAY(BigInteger)),
+    bindparam("memos", type_=ARRAY(String)),
+    bindparam("effective_ats", type_=ARRAY(UTCDateTime())),
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("posting_keys", type_=ARRAY(String)),
+    bindparam("account_ids", type_=ARRAY(BigInteger)),
+    bindparam("amounts", type_=ARRAY(BigInteger)),
+    bindparam("currencies", type_=ARRAY(String)),
+)
+
+
+def _write_postgresql(session: Session, batch: list[Transfer], accounts: dict[str, int], now: dt.datetime) -> set[str]:
+    posting_keys: list[str] = []
+    account_ids: list[int] = []
+    amounts: list[int] = []
+    currencies: list[str] = []
+    for t in batch:
+        posting_keys += (t.key, t.key)
+        account_ids += (accounts[t.debit.code], accounts[t.credit.code])
+        amounts += (-t.amount, t.amount)
+        currencies += (t.debit.currency, t.credit.currency)
+    rows = session.execute(
+        _POST_POSTGRESQL,
+        {
+            "keys": [t.key for t in batch],
+            "kinds": [t.kind for t in batch],
+            "brand_ids": [t.debit.brand_id for t in batch],
+            "line_ids": [t.commission_line_id for t in batch],
+            "memos": [t.memo[:300] for t in batch],
+            "effective_ats": [t.effective_at or now for t in batch],
+            "now": now,
+            "posting_keys": posting_keys,
+            "account_ids": account_ids,
+            "amounts": amounts,
+            "currencies": currencies,
+        },
+    )
+    return {key for (key,) in rows}
+
+
+def _write_portable(session: Session, batch: list[Transfer], accounts: dict[str, int], now: dt.datetime) -> set[str]:
+    statement = insert_ignore(LedgerEntry.__table__, session.get_bind().dialect.name, conflict=["key"]).returning(
+        LedgerEntry.__table__.c.id, LedgerEntry.__table__.c.key
+    )
+    rows = session.execute(
+        statement,
+        [
+            {
+                "key": t.key,
+                "kind": t.kind,
+                "brand_id": t.debit.brand_id,
+                "commission_line_id": t.commission_line_id,
+                "memo": t.memo[:300],
+                "effective_at": t.effective_at or now,
+                "created_at": now,
+            }
+            for t in batch
+        ],
+    ).all()
+    new_ids = {key: entry_id for entry_id, key in rows}
+    postings = []
+    for t in batch:
+        entry_id = new_ids.get(t.key)
+        if entry_id is None:
+            continue
+        postings.append(
+            {
+                "entry_id": entry_id,
+                "account_id": accounts[t.debit.code],
+                "amount": -t.amount,
+                "currency": t.debit.currency,
+            }
+        )
+        postings.append(
+            {
+                "entry_id": entry_id,
+                "account_id": accounts[t.credit.code],
+                "amount": t.amount,
+                "currency": t.credit.currency,
+            }
+        )
+    if postings:
+        session.execute(insert(cast(Table, LedgerPosting.__table__)), postings)
+    return set(new_ids)
 
 
 def post(session: Session, transfers: Sequence[Transfer], *, chunk: int = 5000) -> PostResult:
@@ -116,7 +232,7 @@ def post(session: Session, transfers: Sequence[Transfer], *, chunk: int = 5000) 
     result = PostResult()
     transfers = [t for t in transfers if t.amount != 0]
     now = utcnow()
-    dialect = session.get_bind().dialect.name
+    write = _write_postgresql if session.get_bind().dialect.name == "postgresql" else _write_portable
     for start in range(0, len(transfers), chunk):
         # The first transfer under a key wins, inside a batch exactly as across batches and calls.
         unique: dict[str, Transfer] = {}
@@ -124,51 +240,13 @@ def post(session: Session, transfers: Sequence[Transfer], *, chunk: int = 5000) 
             unique.setdefault(transfer.key, transfer)
         batch = list(unique.values())
         accounts = _account_ids(session, [a for t in batch for a in (t.debit, t.credit)])
-        statement = insert_ignore(LedgerEntry.__table__, dialect, conflict=["key"]).returning(
-            LedgerEntry.__table__.c.id, LedgerEntry.__table__.c.key
-        )
-        rows = session.execute(
-            statement,
-            [
-                {
-                    "key": t.key,
-                    "kind": t.kind,
-                    "brand_id": t.debit.brand_id,
-                    "commission_line_id": t.commission_line_id,
-                    "memo": t.memo[:300],
-                    "effective_at": t.effective_at or now,
-                    "created_at": now,
-                }
-                for t in batch
-            ],
-        ).all()
-        new_ids = {key: entry_id for entry_id, key in rows}
-        postings = []
+        new_keys = write(session, batch, accounts, now)
         for transfer in batch:
-            entry_id = new_ids.get(transfer.key)
-            if entry_id is None:
+            if transfer.key in new_keys:
+                result.posted += 1
+                result.keys.append(transfer.key)
+            else:
                 result.skipped += 1
-                continue
-            postings.append(
-                {
-                    "entry_id": entry_id,
-                    "account_id": accounts[transfer.debit.code],
-                    "amount": -transfer.amount,
-                    "currency": transfer.debit.currency,
-                }
-            )
-            postings.append(
-                {
-                    "entry_id": entry_id,
-                    "account_id": accounts[transfer.credit.code],
-                    "amount": transfer.amount,
-                    "currency": transfer.credit.currency,
-                }
-            )
-            result.posted += 1
-            result.keys.append(transfer.key)
-        if postings:
-            session.execute(insert(LedgerPosting.__table__), postings)
         result.skipped += len(transfers[start : start + chunk]) - len(batch)
     return result
 
