@@ -121,7 +121,7 @@ def _steps(default_window: int) -> list[str]:
         WHERE cp.creator_id IS NOT NULL AND cp.valid_from <= codes.ordered_at
           AND (cp.valid_until IS NULL OR codes.ordered_at <= cp.valid_until)
         """,
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE _coupon AS
         WITH first_use AS (
             SELECT * FROM _coupon_candidates WHERE is_single_use
@@ -130,11 +130,14 @@ def _steps(default_window: int) -> list[str]:
         ), usable AS (
             SELECT * FROM _coupon_candidates WHERE NOT is_single_use
             UNION ALL SELECT * FROM first_use
-        )
-        SELECT order_id, arg_min(creator_id, position) AS creator_id, arg_min(campaign_id, position) AS campaign_id,
-               arg_min(code, position) AS coupon_code
-        FROM usable GROUP BY order_id
-        """,
+        ), first_code AS (
+            SELECT order_id, any_value(brand_id) AS brand_id, any_value(ordered_at) AS ordered_at,
+                   arg_min(creator_id, position) AS creator_id, arg_min(campaign_id, position) AS campaign_id,
+                   arg_min(code, position) AS coupon_code
+            FROM usable GROUP BY order_id
+        ), governed AS ({contract_at("first_code")})
+        SELECT order_id, creator_id, campaign_id, coupon_code, contract_id FROM governed
+        """,  # noqa: S608 - composed from constants, no input
         # Rule 2: the signed id (order click_id, else the landing URL's clid), verified with HMAC-SHA256 as
         # kit.signing.Signer does: base64url(HMAC(key, id)) cut to SIGNATURE_CHARS.
         f"""
@@ -159,10 +162,10 @@ def _steps(default_window: int) -> list[str]:
         """,  # noqa: S608 - composed from constants, no input
         """
         CREATE OR REPLACE TEMP TABLE _clicked AS
-        SELECT s.order_id, s.brand_id, s.ordered_at, s.raw, arg_min(c.link_id, c.clicked_at) AS link_id,
-               min(c.clicked_at) AS clicked_at
+        SELECT s.order_id, any_value(s.brand_id) AS brand_id, any_value(s.ordered_at) AS ordered_at,
+               any_value(s.raw) AS raw, arg_min(c.link_id, c.clicked_at) AS link_id, min(c.clicked_at) AS clicked_at
         FROM _signed s JOIN clicks c ON c.click_id = s.raw AND c.outcome = 'live' AND NOT c.is_bot
-        GROUP BY ALL
+        GROUP BY s.order_id
         """,
         f"""
         CREATE OR REPLACE TEMP TABLE _click AS
@@ -171,7 +174,7 @@ def _steps(default_window: int) -> list[str]:
                    l.campaign_id
             FROM _clicked k JOIN links l ON l.id = k.link_id AND l.brand_id = k.brand_id
         ), windowed AS ({contract_at("touched")})
-        SELECT order_id, creator_id, campaign_id, link_id, raw AS click_id FROM windowed
+        SELECT order_id, creator_id, campaign_id, link_id, raw AS click_id, contract_id FROM windowed
         WHERE epoch_us(ordered_at) - epoch_us(clicked_at) BETWEEN 0 AND window_days * 86400000000
         """,  # noqa: S608 - composed from constants, no input
         # Rule 3: utm_content names the creator, utm_campaign the brand's campaign (first value of each).
@@ -197,33 +200,31 @@ def _steps(default_window: int) -> list[str]:
             WHERE u.handle <> '' AND u.slug <> ''
         ), windowed AS ({contract_at("touched")}),
         first_links AS (SELECT campaign_id, creator_id, min(id) AS link_id FROM links GROUP BY ALL)
-        SELECT w.order_id, w.creator_id, w.campaign_id, fl.link_id FROM windowed w
+        SELECT w.order_id, w.creator_id, w.campaign_id, fl.link_id, w.contract_id FROM windowed w
         LEFT JOIN first_links fl ON fl.campaign_id = w.campaign_id AND fl.creator_id = w.creator_id
         WHERE w.starts_at <= w.ordered_at AND w.ordered_at <= w.ends_at + to_days(w.window_days)
         """,  # noqa: S608 - composed from constants, no input
-        # The winner, the contract that governs it, and whether another rule named someone else.
-        f"""
+        # The winner (its rule already found the governing contract), and whether another rule named someone else.
+        """
         CREATE OR REPLACE TABLE batch_attributions AS
-        WITH winner AS (
-            SELECT o.id AS order_id, o.brand_id, o.ordered_at,
-                   CASE WHEN cp.order_id IS NOT NULL THEN 'coupon' WHEN ck.order_id IS NOT NULL THEN 'click'
-                        WHEN ut.order_id IS NOT NULL THEN 'utm' ELSE 'none' END AS via,
-                   coalesce(cp.creator_id, ck.creator_id, ut.creator_id) AS creator_id,
-                   coalesce(cp.campaign_id, ck.campaign_id, ut.campaign_id) AS campaign_id,
-                   CASE WHEN cp.order_id IS NULL THEN coalesce(ck.link_id, ut.link_id) END AS link_id,
-                   CASE WHEN cp.order_id IS NULL AND ck.order_id IS NOT NULL THEN ck.click_id ELSE '' END AS click_id,
-                   coalesce(cp.coupon_code, '') AS coupon_code,
-                   coalesce(ck.creator_id <> coalesce(cp.creator_id, ck.creator_id), false)
-                     OR coalesce(ut.creator_id <> coalesce(cp.creator_id, ck.creator_id, ut.creator_id), false)
-                     AS has_conflict
-            FROM orders o
-            LEFT JOIN _coupon cp ON cp.order_id = o.id
-            LEFT JOIN _click ck ON ck.order_id = o.id
-            LEFT JOIN _utm ut ON ut.order_id = o.id
-        ), governed AS ({contract_at("winner")})
-        SELECT order_id, via, creator_id, campaign_id, link_id, contract_id, click_id, coupon_code, has_conflict
-        FROM governed
-        """,  # noqa: S608 - composed from constants, no input
+        SELECT o.id AS order_id,
+               CASE WHEN cp.order_id IS NOT NULL THEN 'coupon' WHEN ck.order_id IS NOT NULL THEN 'click'
+                    WHEN ut.order_id IS NOT NULL THEN 'utm' ELSE 'none' END AS via,
+               coalesce(cp.creator_id, ck.creator_id, ut.creator_id) AS creator_id,
+               coalesce(cp.campaign_id, ck.campaign_id, ut.campaign_id) AS campaign_id,
+               CASE WHEN cp.order_id IS NULL THEN coalesce(ck.link_id, ut.link_id) END AS link_id,
+               CASE WHEN cp.order_id IS NOT NULL THEN cp.contract_id WHEN ck.order_id IS NOT NULL THEN ck.contract_id
+                    ELSE ut.contract_id END AS contract_id,
+               CASE WHEN cp.order_id IS NULL AND ck.order_id IS NOT NULL THEN ck.click_id ELSE '' END AS click_id,
+               coalesce(cp.coupon_code, '') AS coupon_code,
+               coalesce(ck.creator_id <> coalesce(cp.creator_id, ck.creator_id), false)
+                 OR coalesce(ut.creator_id <> coalesce(cp.creator_id, ck.creator_id, ut.creator_id), false)
+                 AS has_conflict
+        FROM orders o
+        LEFT JOIN _coupon cp ON cp.order_id = o.id
+        LEFT JOIN _click ck ON ck.order_id = o.id
+        LEFT JOIN _utm ut ON ut.order_id = o.id
+        """,
     ]
     return [step.replace("{default_window}", str(int(default_window))) for step in steps]
 

@@ -47,9 +47,7 @@ def read_rows(
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise ValidationFailedError(
-                "file is not UTF-8", details=[{"loc": ["file"], "msg": str(exc)}]
-            ) from None
+            raise ValidationFailedError("file is not UTF-8", details=[{"loc": ["file"], "msg": str(exc)}]) from None
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [column for column in required if column not in header]
