@@ -19,6 +19,7 @@ from clearline.campaign.schemas import CampaignCreate
 from clearline.contract import service as contract_service
 from clearline.ingest import service as ingest
 from clearline.link import coupon
+from clearline.link import service as link_service
 from clearline.models import CommissionLine, Order
 from tests import factories
 from tests.auth.matrix import (
@@ -295,6 +296,24 @@ class TestOwnRecords:
         who = caller(db, "creator", world.home)
         assert away_line in {c["id"] for c in self._get(client, who, "/commissions")}
 
+    def test_an_agency_does_not_see_its_roster_creators_links_and_codes_with_other_brands(
+        self, client: TestClient, db: Session, world: World
+    ) -> None:
+        _sale_on_the_away_brand_by_the_home_creator(db, world)
+        away = world.away.brand.id
+        creator = caller(db, "creator", world.home)
+        own_links = {(x["brand_id"], x["code"]) for x in self._get(client, creator, "/links")}
+        own_codes = {(x["brand_id"], x["code"]) for x in self._get(client, creator, "/coupons")}
+        assert any(brand == away for brand, _ in own_links)
+        assert any(brand == away for brand, _ in own_codes)
+        agency = caller(db, "agency", world.home)
+        links = self._get(client, agency, "/links")
+        codes = self._get(client, agency, "/coupons")
+        assert links and all(x["brand_id"] != away for x in links)
+        assert codes and all(x["brand_id"] != away for x in codes)
+        away_link = next(x for x in self._get(client, creator, "/links") if x["brand_id"] == away)
+        assert client.get(f"/api/v1/links/{away_link['id']}", headers=agency.headers).status_code == 404
+
     def test_staff_see_a_creator_of_another_brand_once_it_holds_a_contract_with_theirs(
         self, client: TestClient, db: Session, world: World
     ) -> None:
@@ -326,6 +345,14 @@ def _sale_on_the_away_brand_by_the_home_creator(db: Session, world: World) -> in
         ),
     )
     code = coupon.issue_creator_code(db, factories.SYSTEM, campaign_id=campaign.id, creator_id=creator.id).code
+    link_service.issue_link(
+        db,
+        factories.SYSTEM,
+        campaign_id=campaign.id,
+        creator_id=creator.id,
+        channel="instagram",
+        destination_url="https://shop.example.com/away",
+    )
     body = order_body("AWAY-1", now - dt.timedelta(minutes=30), code)
     assert ingest.receive(db, brand=away, source="postback", kind="order", body=body).processed
     order_id = db.scalar(select(Order.id).where(Order.brand_id == away.id, Order.external_id == "AWAY-1"))

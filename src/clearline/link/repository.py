@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from clearline.auth.actor import Actor
 from clearline.auth.scope import brand_filter
+from clearline.contract.repository import agency_brand_ids
 from clearline.creator.repository import readable_creators
 from clearline.kit.errors import NotFoundError
 from clearline.models import (
@@ -22,13 +23,19 @@ from clearline.models import (
 )
 
 
+def _roster_owned(agency_id: int, creator_column, brand_column):  # type: ignore[no-untyped-def]
+    """An agency's roster creators' rows, only with the brands the agency works for: a roster creator's own
+    links and codes with another brand are not the agency's business."""
+    roster = select(RosterEntry.creator_id).where(RosterEntry.agency_id == agency_id)
+    return creator_column.in_(roster) & brand_column.in_(agency_brand_ids(agency_id))
+
+
 def readable_links(actor: Actor):  # type: ignore[no-untyped-def]
     clauses = [brand_filter(actor, Link.brand_id)]
     if actor.creator_id is not None:
         clauses.append(Link.creator_id == actor.creator_id)
     if actor.agency_id is not None:
-        roster = select(RosterEntry.creator_id).where(RosterEntry.agency_id == actor.agency_id)
-        clauses.append(Link.creator_id.in_(roster))
+        clauses.append(_roster_owned(actor.agency_id, Link.creator_id, Link.brand_id))
     return or_(*clauses)
 
 
@@ -146,8 +153,7 @@ def coupons(
     if actor.creator_id is not None:
         clauses.append(CouponCode.creator_id == actor.creator_id)
     if actor.agency_id is not None:
-        roster = select(RosterEntry.creator_id).where(RosterEntry.agency_id == actor.agency_id)
-        clauses.append(CouponCode.creator_id.in_(roster))
+        clauses.append(_roster_owned(actor.agency_id, CouponCode.creator_id, CouponCode.brand_id))
     stmt = select(CouponCode).where(or_(*clauses)).order_by(CouponCode.id)
     if brand_id is not None:
         stmt = stmt.where(CouponCode.brand_id == brand_id)
