@@ -25,7 +25,13 @@ def _order(program: Program) -> Order:
     )
 
 
-def _move(program: Program, handle: str | None, reason: str = "coupon leaked; ben's click drove the sale") -> dict:  # type: ignore[type-arg]
+def _move(
+    program: Program,
+    handle: str | None,
+    reason: str = "coupon leaked; ben's click drove the sale",
+    via: str | None = "",
+) -> dict:  # type: ignore[type-arg]
+    """Finance moves O-1; ben.makes has no touch on the order, so finance states the evidence (a click)."""
     return reattribute(
         program.db,
         program.finance,
@@ -34,6 +40,7 @@ def _move(program: Program, handle: str | None, reason: str = "coupon leaked; be
         creator_id=program.creators[handle].id if handle else None,
         campaign_id=None,
         reason=reason,
+        via=("click" if handle == "ben.makes" else None) if via == "" else via,
     )
 
 
@@ -56,7 +63,7 @@ class TestReattribute:
         assert [(a.id, a.is_current) for a in rows] == [(old.id, False), (result["attribution_id"], True)]
         new = rows[1]
         assert (new.via, new.creator_id, new.campaign_id) == (
-            "manual",
+            "click",
             program.creators["ben.makes"].id,
             old.campaign_id,
         )
@@ -200,3 +207,39 @@ class TestReattribute:
         assert program.balance("anna.glow", ledger.PENDING) == 1200
         assert program.balance("ben.makes", ledger.PENDING) == 0
         assert ledger.imbalances(program.db) == []
+
+
+class TestEvidence:
+    """The payout detail file reports `attributed_via` as coupon, click or utm: a re-attribution keeps one."""
+
+    def test_without_a_touch_for_the_new_creator_finance_must_state_the_evidence(self, program: Program) -> None:
+        order = _order(program)
+        with pytest.raises(ValidationFailedError, match="evidence") as refused:
+            _move(program, "ben.makes", via=None)
+        assert refused.value.details == [{"loc": ["via"], "msg": "required: coupon, click or utm"}]
+        assert program.attribution(order).creator_id == program.creators["anna.glow"].id
+
+    def test_an_unknown_kind_of_evidence_is_refused(self, program: Program) -> None:
+        _order(program)
+        with pytest.raises(ValidationFailedError, match="via"):
+            _move(program, "ben.makes", via="manual")
+
+    def test_the_touch_that_named_the_new_creator_is_kept_as_the_evidence(self, program: Program) -> None:
+        program.creator("anna.glow")
+        program.creator("ben.makes")
+        ben_link = program.link("ben.makes")
+        clid = program.click(ben_link, at=program.at(4))
+        order = program.order(
+            "O-1", at=program.at(5), lines=[("SKU-A1", 1, "49.00")], coupon=program.coupon("anna.glow"), click_id=clid
+        )
+        assert program.attribution(order).via == "coupon"  # the coupon won; the click is a recorded conflict
+        _move(program, "ben.makes", via=None)
+        now = program.attribution(order)
+        assert (now.via, now.creator_id, now.link_id, now.click_id, now.coupon_code) == (
+            "click",
+            program.creators["ben.makes"].id,
+            ben_link.id,
+            clid.split(".")[0],  # stored as the click's id, as rule 2 stores it
+            "",
+        )
+        assert [c.creator_id for c in program.lines(order)] == [program.creators["ben.makes"].id]

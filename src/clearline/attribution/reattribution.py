@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clearline.attribution.service import current
+from clearline.attribution.service import Touch, current, find
 from clearline.audit import service as audit
 from clearline.auth.actor import Actor
 from clearline.brand import repository as brand_repository
@@ -30,10 +30,15 @@ def reattribute(
     creator_id: int | None,
     campaign_id: int | None,
     reason: str,
+    via: str | None = None,
 ) -> dict[str, Any]:
     """Finance moves an order to another creator (or to none), with a reason: the current attribution is
     superseded and kept, its commissions are reversed (clawed back if cleared), and the new creator's
-    commissions accrue — less the share of the order already refunded. Audited as ``order.reattributed``."""
+    commissions accrue — less the share of the order already refunded. Audited as ``order.reattributed``.
+
+    The new row keeps the evidence the payout detail file reports (`attributed_via` is coupon, click or utm):
+    the touch on the order that names the new creator (its code, signed click or UTM), or else the evidence
+    finance states in ``via``."""
     brand = brand_repository.get(session, actor, brand_id)
     actor.require("finance", brand_id=brand.id)
     if not reason.strip():
@@ -48,6 +53,7 @@ def reattribute(
         campaign = session.get(Campaign, campaign_id)
         if campaign is None or campaign.brand_id != brand.id:
             raise NotFoundError(f"no campaign {campaign_id}")
+    evidence = _evidence(session, order, creator_id, via)
     now = utcnow()
     reversed_total = 0
     if before is not None:
@@ -86,9 +92,12 @@ def reattribute(
     after = Attribution(
         order_id=order.id,
         brand_id=brand.id,
-        via="manual" if creator_id else "none",
+        via=evidence.via if evidence else "none",
         creator_id=creator_id,
-        campaign_id=campaign_id or (before.campaign_id if before else None),
+        campaign_id=campaign_id or (evidence and evidence.campaign_id) or (before.campaign_id if before else None),
+        link_id=evidence.link_id if evidence else None,
+        click_id=evidence.click_id if evidence else "",
+        coupon_code=evidence.coupon_code if evidence else "",
         contract_id=contract.id if contract else None,
         reason=f"Re-attributed by {actor.label}: {reason}",
         is_current=True,
@@ -122,3 +131,22 @@ def reattribute(
         "reversed_amount": reversed_total,
         "commission_line_ids": [c.id for c in created],
     }
+
+
+VIAS = ("coupon", "click", "utm")
+
+
+def _evidence(session: Session, order: Order, creator_id: int | None, via: str | None) -> Touch | None:
+    if creator_id is None:
+        return None
+    if via is not None and via not in VIAS:
+        raise ValidationFailedError("via must be coupon, click or utm", details=[{"loc": ["via"], "msg": "invalid"}])
+    touches = [t for t in find(session, order).touches if t.creator_id == creator_id]
+    if via is not None:
+        touches = [t for t in touches if t.via == via] or [Touch(via=via, creator_id=creator_id, campaign_id=None)]
+    if not touches:
+        raise ValidationFailedError(
+            "no coupon, click or UTM touch on the order names this creator: say which evidence applies",
+            details=[{"loc": ["via"], "msg": "required: coupon, click or utm"}],
+        )
+    return touches[0]

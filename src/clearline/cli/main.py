@@ -43,6 +43,7 @@ def _register_domains() -> None:
     app.add_typer(orders.events_app, name="events")
     app.add_typer(orders.explain_app, name="explain")
     app.add_typer(orders.commissions_app, name="commissions")
+    app.add_typer(orders.orders_app, name="orders")
     import_app.command("orders")(orders.import_orders)
     import_app.command("fx")(orders.import_fx)
 

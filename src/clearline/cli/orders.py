@@ -1,4 +1,5 @@
-"""`clearline import orders|fx`, `clearline events replay`, `clearline explain order`, `clearline commissions`."""
+"""`clearline import orders|fx`, `clearline events replay`, `clearline explain order`, `clearline commissions`,
+`clearline orders reattribute`."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from clearline.kit.errors import ValidationFailedError
 events_app = typer.Typer(help="The inbox of incoming events.", no_args_is_help=True)
 explain_app = typer.Typer(help="Explain commissions end to end.", no_args_is_help=True)
 commissions_app = typer.Typer(help="Commission clearing and reserves.", no_args_is_help=True)
+orders_app = typer.Typer(help="Orders: explicit, audited re-attribution.", no_args_is_help=True)
 
 
 def import_orders(
@@ -158,3 +160,35 @@ def close_period(brand: str = typer.Option(..., help="Brand slug."),
 
         console.print(f"{rule:<14} contract {contract_id}: {format_minor(amount, currency)} {currency}")
     console.print(f"period {period} closed: {len(report.lines)} new line(s)")
+
+
+@orders_app.command("reattribute")
+def reattribute(order_id: str = typer.Argument(..., help="The order's id as the shop sent it."),
+                brand: str = typer.Option(..., help="Brand slug."),
+                creator: str = typer.Option(None, help="Handle of the creator who should get the order."),
+                nobody: bool = typer.Option(False, "--nobody", help="Attribute the order to no one."),
+                via: str = typer.Option(None, help="Evidence for the new creator: coupon, click or utm (needed "
+                                                   "when no touch on the order names them)."),
+                reason: str = typer.Option(..., help="Why; kept in the audit trail."),
+                as_: str = AsOption) -> None:
+    """Move an order to another creator (finance): old commissions reversed or clawed back, new ones accrue."""
+    from sqlalchemy import select
+
+    from clearline.attribution import reattribution
+    from clearline.models import Creator
+
+    if bool(creator) == nobody:
+        fail("give exactly one of --creator HANDLE or --nobody")
+    with command_unit() as session:
+        actor = resolve_actor(session, as_)
+        brand_id = brand_id_for(session, brand)
+        creator_id = None
+        if creator:
+            creator_id = session.scalar(select(Creator.id).where(Creator.handle == creator.strip().lower()))
+            if creator_id is None:
+                fail(f"no creator {creator!r}")
+        result = reattribution.reattribute(session, actor, brand_id=brand_id, order_id=order_id,
+                                           creator_id=creator_id, campaign_id=None, reason=reason, via=via)
+    who = f"@{creator}" if creator else "no one"
+    console.print(f"order {order_id} re-attributed to {who}: reversed {result['reversed_amount']} minor units, "
+                  f"{len(result['commission_line_ids'])} new commission line(s)")

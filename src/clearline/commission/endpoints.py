@@ -72,6 +72,7 @@ def reattribute(
         creator_id=body.creator_id,
         campaign_id=body.campaign_id,
         reason=body.reason,
+        via=body.via,
     )
 
 

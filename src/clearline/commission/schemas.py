@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,3 +53,7 @@ class ReattributeIn(BaseModel):
     creator_id: int | None = Field(description="The creator who should get the order, or null for nobody.")
     campaign_id: int | None = None
     reason: str = Field(min_length=3)
+    via: Literal["coupon", "click", "utm"] | None = Field(
+        default=None,
+        description="The evidence for the new creator, when no coupon, click or UTM touch on the order names them.",
+    )
