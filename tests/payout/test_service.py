@@ -353,6 +353,30 @@ class TestApproveRun:
         event = program.db.scalar(select(AuditEvent).where(AuditEvent.action == "payout_run.approved"))
         assert event is not None and event.actor_id == program.finance2.user_id
 
+    def test_a_line_disputed_or_held_after_the_run_was_created_blocks_approval(self, program: Program):
+        from clearline.payout import dispute as dispute_service
+
+        program.creator("anna")
+        disputed = program.commission_lines(program.order("anna", day=5, lines=[("SKU-A1", 1, "49.00")]))[0]
+        held = program.commission_lines(program.order("anna", day=6, lines=[("SKU-B1", 1, "24.00")]))[0]
+        run = program.run()
+        dispute_service.open_dispute(
+            program.db, program.actor("anna"), commission_line_id=disputed.id, reason="wrong rate"
+        )
+        _hold(program, held.id, "fraud review")
+        with pytest.raises(ConflictError, match="discard it and run again") as caught:
+            program.approve(run)
+        assert caught.value.details == [
+            {"loc": ["commission_line", str(disputed.id)], "msg": "open dispute"},
+            {"loc": ["commission_line", str(held.id)], "msg": "on hold: fraud review"},
+        ]
+        assert run.status == "draft" and program.available("anna") == 1200  # nothing left available
+
+        payout_service.discard_run(program.db, program.finance, run_id=run.id, reason="lines paused")
+        _hold(program, held.id, "")
+        again = program.run_and_approve()
+        assert [i.commission_line_id for i in program.items(again)] == [held.id]
+
     def test_an_operator_who_is_not_a_named_user_cannot_approve(self, program: Program):
         program.creator("anna")
         program.order("anna", day=5)

@@ -371,6 +371,13 @@ def approve_run(session: Session, actor: Actor, *, run_id: int) -> PayoutRun:
         raise ForbiddenError("four eyes: approval needs a named finance user, not the operator")
     if actor.user_id == run.created_by_id:
         raise ForbiddenError("four eyes: whoever created a run cannot approve it")
+    paused = _paused_since_planned(session, run.id)
+    if paused:
+        raise ConflictError(
+            f"run {run.id} holds {len(paused)} commission line(s) put on hold or disputed since it was created: "
+            "discard it and run again",
+            details=[{"loc": ["commission_line", str(line_id)], "msg": why} for line_id, why in paused],
+        )
     now = utcnow()
     lines = list(session.scalars(select(PayoutLine).where(PayoutLine.run_id == run.id)))
     ledger.post(session, [ledger.Transfer(
@@ -383,6 +390,20 @@ def approve_run(session: Session, actor: Actor, *, run_id: int) -> PayoutRun:
     audit.record(session, actor, "payout_run.approved", run, before={"status": "draft"},
                  after={"status": "approved", "totals": totals(session, run.id)})
     return run
+
+
+def _paused_since_planned(session: Session, run_id: int, limit: int = 50) -> list[tuple[int, str]]:
+    """Lines of a draft run that a hold or an open dispute has paused since the run was planned."""
+    disputed = _open_disputes()
+    stmt = (
+        select(CommissionLine.id, CommissionLine.hold_reason, disputed)
+        .join(PayoutItem, PayoutItem.commission_line_id == CommissionLine.id)
+        .where(PayoutItem.run_id == run_id, PayoutItem.kind == "commission",
+               (CommissionLine.hold_reason != "") | disputed)
+        .order_by(CommissionLine.id)
+        .limit(limit)
+    )
+    return [(line_id, f"on hold: {hold}" if hold else "open dispute") for line_id, hold, _ in session.execute(stmt)]
 
 
 def discard_run(session: Session, actor: Actor, *, run_id: int, reason: str) -> PayoutRun:
