@@ -4,6 +4,7 @@ reviewing role — plus helpers that take a brief through legal and pin the cloc
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,13 +21,32 @@ from clearline.catalog import service as catalog_service
 from clearline.catalog.schemas import OfferCreate
 from clearline.config import get_settings
 from clearline.contract import service as contract_service
-from clearline.models import ApprovalStep, Brand, Brief, Campaign, Offer
+from clearline.models import ApprovalStep, Brand, Brief, Campaign, Creator, Offer
 from tests import factories
+from tests.committed import committed_database, pointed_at
 
 
 @pytest.fixture
 def program(db):  # type: ignore[no-untyped-def]
     """(brand, campaign, creator with an accepted contract, {"marketing"|"legal"|"social_ops": actor})."""
+    return build_program(db)
+
+
+@pytest.fixture(scope="session")
+def committed_url(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[str]:
+    with committed_database(tmp_path_factory.mktemp("committed"), "brief") as url:
+        yield url
+
+
+@pytest.fixture
+def committed(committed_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Settings (so the app, the CLI) point at a database that requests really commit to; emptied after."""
+    monkeypatch.delenv("CLEARLINE_ACTOR", raising=False)
+    with pointed_at(committed_url, database_url):
+        yield committed_url
+
+
+def build_program(db: Session) -> tuple[Brand, Campaign, Creator, dict[str, Actor]]:
     brand = factories.brand(db, domains=("shop.example.com",))
     factories.skus(db, brand.id)
     now = dt.datetime.now(dt.UTC)

@@ -229,7 +229,10 @@ def missing_for_schedule(session: Session, creative: Creative, *, at: dt.datetim
 
 
 def schedule(session: Session, actor: Actor, *, creative_id: int, scheduled_for: dt.datetime) -> ScheduledPost:
-    """No exceptions: a signed contract, a live sales link and a channel approval, or 409 listing what is missing."""
+    """No exceptions: a signed contract, a live sales link and a channel approval, or 409 listing what is missing.
+
+    The refusal is recorded (``schedule.refused``) before it is raised, and is only kept if the caller's unit
+    of work commits: the API answers it without raising, the page keeps it through its savepoint."""
     creative = get_creative(session, actor, creative_id)
     actor.require("social_ops", brand_id=creative.brand_id)
     _aware("scheduled_for", scheduled_for)

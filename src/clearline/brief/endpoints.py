@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, UploadFile
+from fastapi.responses import JSONResponse
 
 from clearline.auth.deps import CurrentActor, DbSession
 from clearline.brief import approval, creative, service
@@ -117,11 +118,17 @@ async def add_version(
     return {"id": version.id, "version": version.version, "file_key": version.file_key}
 
 
-@router.post("/creatives/{creative_id}/schedule", status_code=201)
-def schedule(creative_id: int, body: ScheduleIn, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
+@router.post("/creatives/{creative_id}/schedule", status_code=201, response_model=None)
+def schedule(
+    creative_id: int, body: ScheduleIn, session: DbSession, actor: CurrentActor
+) -> dict[str, Any] | JSONResponse:
     """Schedule only with an accepted contract, a live link and this channel's approval — else 409 listing
     every missing item."""
-    post = creative.schedule(session, actor, creative_id=creative_id, scheduled_for=body.scheduled_for)
+    try:
+        post = creative.schedule(session, actor, creative_id=creative_id, scheduled_for=body.scheduled_for)
+    except creative.ScheduleRefusedError as exc:
+        # Answered, not raised: a raised error rolls the request back, and the refusal's audit event with it.
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
     return {"id": post.id, "scheduled_for": post.scheduled_for, "channel": post.channel}
 
 

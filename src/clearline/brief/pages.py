@@ -75,7 +75,8 @@ def brief(request: Request, session: DbSession, page_user: PageActor, brief_id: 
 def _brief_action(request: Request, session: DbSession, page_user: PageActor, brief_id: int, action  # type: ignore[no-untyped-def]
                   ) -> Response:
     try:
-        with savepoint(session):
+        # A refused schedule is shown like any error, but its audit event stays.
+        with savepoint(session, keep=(creative.ScheduleRefusedError,)):
             action()
     except ClearlineError as exc:
         return render(request, "brief/detail.html", page_user, status_code=exc.status_code,

@@ -161,11 +161,22 @@ def see_other(url: str) -> RedirectResponse:
 
 
 @contextmanager
-def savepoint(session: Session) -> Iterator[None]:
+def savepoint(session: Session, *, keep: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """Run one service call so that a domain error leaves nothing half-written, even though the page
-    then answers normally (re-rendering the form with its errors) and the request commits."""
-    with session.begin_nested():
+    then answers normally (re-rendering the form with its errors) and the request commits.
+
+    ``keep``: refusals that are facts in their own right (a refused schedule and its audit event); what
+    the call wrote before raising one of them stands."""
+    nested = session.begin_nested()
+    try:
         yield
+    except keep:
+        nested.commit()
+        raise
+    except BaseException:
+        nested.rollback()
+        raise
+    nested.commit()
 
 
 def error_lines(exc: ClearlineError) -> list[str]:
