@@ -9,18 +9,29 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from clearline.config import get_settings
 from clearline.kit.signing import Signer
-from clearline.link import repository as link_repository
-from clearline.models import Attribution, Campaign, Click, Contract, CouponCode, Creator, Link, Order, OrderLine
+from clearline.models import (
+    Attribution,
+    Campaign,
+    Click,
+    Contract,
+    CouponCode,
+    Creator,
+    Link,
+    Order,
+    OrderLine,
+    RosterEntry,
+)
 
 DEFAULT_WINDOW_DAYS = 30
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -40,29 +51,120 @@ class Findings:
     notes: list[str] = field(default_factory=list)
 
 
+class Lookups:
+    """What attribution reads that does not change while orders are processed (coupons, clicks, contracts,
+    creators), read once per batch instead of once per order. One instance per unit of work at most: it
+    holds ORM objects of its session (a single-use coupon marked used is seen by the next order)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._coupons: dict[tuple[int, str], CouponCode | None] = {}
+        self._clicks: dict[str, Click | None] = {}
+        self._contracts: dict[tuple[int, int], list[Contract]] = {}
+        self._rows: dict[tuple[type, int], Any] = {}  # strong references: the session's identity map is weak
+        self._signer = Signer(get_settings().secret_key, "click-id")
+
+    def unsign(self, signed: str) -> str | None:
+        return self._signer.unsign(signed)
+
+    def coupon(self, brand_id: int, code: str) -> CouponCode | None:
+        key = (brand_id, code.upper())
+        if key not in self._coupons:
+            self._coupons[key] = self.session.scalar(
+                select(CouponCode).where(CouponCode.brand_id == brand_id, CouponCode.code == key[1])
+            )
+        return self._coupons[key]
+
+    def prefetch(self, orders: list[Order]) -> None:
+        """Read the coupons and clicks of many orders in two statements."""
+        codes: dict[int, set[str]] = {}
+        for order in orders:
+            codes.setdefault(order.brand_id, set()).update(c.upper() for c in order.coupon_codes)
+        for brand_id, wanted in codes.items():
+            missing = sorted(c for c in wanted if (brand_id, c) not in self._coupons)
+            for start in range(0, len(missing), 1000):
+                chunk = missing[start : start + 1000]
+                found = {
+                    c.code: c
+                    for c in self.session.scalars(
+                        select(CouponCode).where(CouponCode.brand_id == brand_id, CouponCode.code.in_(chunk))
+                    )
+                }
+                for code in chunk:
+                    self._coupons[(brand_id, code)] = found.get(code)
+        raws = set()
+        for order in orders:
+            signed = _signed_click_id(order)
+            raw = self.unsign(signed) if signed else None
+            if raw is not None and raw not in self._clicks:
+                raws.add(raw)
+        ordered = sorted(raws)
+        for start in range(0, len(ordered), 1000):
+            chunk = ordered[start : start + 1000]
+            for click in self.session.scalars(_live_clicks().where(Click.click_id.in_(chunk)).order_by(Click.at)):
+                self._clicks.setdefault(click.click_id, click)  # the earliest click under the id, as .limit(1)
+            for raw in chunk:
+                self._clicks.setdefault(raw, None)
+
+    def click(self, raw: str) -> Click | None:
+        if raw not in self._clicks:
+            self._clicks[raw] = self.session.scalar(
+                _live_clicks().where(Click.click_id == raw).order_by(Click.at).limit(1)
+            )
+        return self._clicks[raw]
+
+    def contract(self, *, brand_id: int, creator_id: int, at: dt.datetime) -> Contract | None:
+        """The creator's accepted contract with the brand at ``at``: its own, or its agency's (own first, then
+        the newest), as `link.repository.accepted_contract_for` answers it."""
+        key = (brand_id, creator_id)
+        if key not in self._contracts:
+            roster_agencies = select(RosterEntry.agency_id).where(RosterEntry.creator_id == creator_id)
+            stmt = (
+                select(Contract)
+                .where(
+                    Contract.brand_id == brand_id,
+                    Contract.status == "accepted",
+                    or_(Contract.creator_id == creator_id, Contract.agency_id.in_(roster_agencies)),
+                )
+                .order_by(Contract.creator_id.is_(None), Contract.id.desc())
+            )
+            self._contracts[key] = list(self.session.scalars(stmt))
+        for contract in self._contracts[key]:
+            if contract.starts_at <= at and (contract.ends_at is None or contract.ends_at > at):
+                return contract
+        return None
+
+    def get(self, model: type[_T], ident: int) -> _T | None:
+        key = (model, ident)
+        if key not in self._rows:
+            self._rows[key] = self.session.get(model, ident)
+        return self._rows[key]  # type: ignore[no-any-return]
+
+    def handle(self, creator_id: int) -> str:
+        creator = self.get(Creator, creator_id)
+        return creator.handle if creator else f"creator {creator_id}"
+
+
+def _live_clicks():  # type: ignore[no-untyped-def]
+    return select(Click).where(Click.outcome == "live", Click.is_bot.is_(False))
+
+
 def _fmt(at: dt.datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _window_days(session: Session, *, brand_id: int, creator_id: int, at: dt.datetime) -> int:
-    contract = link_repository.accepted_contract_for(session, brand_id=brand_id, creator_id=creator_id, at=at)
+def _window_days(lookups: Lookups, *, brand_id: int, creator_id: int, at: dt.datetime) -> int:
+    contract = lookups.contract(brand_id=brand_id, creator_id=creator_id, at=at)
     if contract is None:
         return DEFAULT_WINDOW_DAYS
     return int(contract.terms.get("attribution_window_days", DEFAULT_WINDOW_DAYS))
 
 
-def _handle(session: Session, creator_id: int) -> str:
-    creator = session.get(Creator, creator_id)
-    return creator.handle if creator else f"creator {creator_id}"
-
-
-def _coupon(session: Session, order: Order, findings: Findings) -> None:
+def _coupon(lookups: Lookups, order: Order, findings: Findings) -> None:
     # Every creator code on the order is a touch: the first wins, and a second creator's code is a conflict
     # for fraud review rather than something silently ignored.
     for code in order.coupon_codes:
-        coupon = session.scalar(
-            select(CouponCode).where(CouponCode.brand_id == order.brand_id, CouponCode.code == code.upper())
-        )
+        coupon = lookups.coupon(order.brand_id, code)
         if coupon is None or coupon.creator_id is None:
             findings.notes.append(f"coupon {code} is not a creator code")
             continue
@@ -80,7 +182,7 @@ def _coupon(session: Session, order: Order, findings: Findings) -> None:
                 coupon.creator_id,
                 coupon.campaign_id,
                 coupon_code=coupon.code,
-                detail=f"coupon {coupon.code}, issued to {_handle(session, coupon.creator_id)}, was used on the order",
+                detail=f"coupon {coupon.code}, issued to {lookups.handle(coupon.creator_id)}, was used on the order",
             )
         )
 
@@ -92,28 +194,23 @@ def _signed_click_id(order: Order) -> str:
     return (query.get("clid") or [""])[0]
 
 
-def _click(session: Session, order: Order, findings: Findings) -> None:
+def _click(lookups: Lookups, order: Order, findings: Findings) -> None:
     signed = _signed_click_id(order)
     if not signed:
         return
-    raw = Signer(get_settings().secret_key, "click-id").unsign(signed)
+    raw = lookups.unsign(signed)
     if raw is None:
         findings.notes.append("the click id's signature does not verify (forged or altered): ignored")
         return
-    click = session.scalar(
-        select(Click)
-        .where(Click.click_id == raw, Click.outcome == "live", Click.is_bot.is_(False))
-        .order_by(Click.at)
-        .limit(1)
-    )
+    click = lookups.click(raw)
     if click is None:
         findings.notes.append(f"click {raw} is not on record as a human click on a live link")
         return
-    link = session.get(Link, click.link_id)
+    link = lookups.get(Link, click.link_id)
     if link is None or link.brand_id != order.brand_id:
         findings.notes.append(f"click {raw} belongs to another brand")
         return
-    window = _window_days(session, brand_id=order.brand_id, creator_id=link.creator_id, at=order.ordered_at)
+    window = _window_days(lookups, brand_id=order.brand_id, creator_id=link.creator_id, at=order.ordered_at)
     age = order.ordered_at - click.at
     if age < dt.timedelta(0) or age > dt.timedelta(days=window):
         findings.notes.append(f"click {raw} at {_fmt(click.at)} is outside the {window}-day window")
@@ -126,13 +223,14 @@ def _click(session: Session, order: Order, findings: Findings) -> None:
             link.campaign_id,
             link_id=link.id,
             click_id=raw,
-            detail=f"signed click id {raw} from {_handle(session, link.creator_id)}'s link {link.code}, clicked "
+            detail=f"signed click id {raw} from {lookups.handle(link.creator_id)}'s link {link.code}, clicked "
             f"{_fmt(click.at)} ({hours:.1f} h before the order, inside the {window}-day window)",
         )
     )
 
 
-def _utm(session: Session, order: Order, findings: Findings) -> None:
+def _utm(lookups: Lookups, order: Order, findings: Findings) -> None:
+    session = lookups.session
     if not order.landing_url:
         return
     query = {k: v[0] for k, v in parse_qs(urlsplit(order.landing_url).query).items()}
@@ -147,7 +245,7 @@ def _utm(session: Session, order: Order, findings: Findings) -> None:
     link = session.scalar(
         select(Link).where(Link.campaign_id == campaign.id, Link.creator_id == creator.id).order_by(Link.id).limit(1)
     )
-    window = _window_days(session, brand_id=order.brand_id, creator_id=creator.id, at=order.ordered_at)
+    window = _window_days(lookups, brand_id=order.brand_id, creator_id=creator.id, at=order.ordered_at)
     if not campaign.starts_at <= order.ordered_at <= campaign.ends_at + dt.timedelta(days=window):
         findings.notes.append(f"UTM touch for {slug} is outside the campaign and its {window}-day window")
         return
@@ -163,35 +261,50 @@ def _utm(session: Session, order: Order, findings: Findings) -> None:
     )
 
 
-def find(session: Session, order: Order) -> Findings:
+def find(session: Session, order: Order, *, lookups: Lookups | None = None) -> Findings:
+    lookups = lookups or Lookups(session)
     findings = Findings()
-    _coupon(session, order, findings)
-    _click(session, order, findings)
-    _utm(session, order, findings)
+    _coupon(lookups, order, findings)
+    _click(lookups, order, findings)
+    _utm(lookups, order, findings)
     return findings
 
 
 def attribute(
-    session: Session, *, order: Order, lines: list[OrderLine] | None = None, created_by: str = "system"
+    session: Session,
+    *,
+    order: Order,
+    lines: list[OrderLine] | None = None,
+    created_by: str = "system",
+    lookups: Lookups | None = None,
 ) -> Attribution:
     """Apply the rules in order and record the winner, the reason and any conflict."""
-    findings = find(session, order)
+    attribution = decide(session, order=order, created_by=created_by, lookups=lookups)
+    session.add(attribution)
+    session.flush()
+    return attribution
+
+
+def decide(
+    session: Session, *, order: Order, created_by: str = "system", lookups: Lookups | None = None
+) -> Attribution:
+    """The attribution of a stored order, not yet added to the session (a batch adds many at once)."""
+    lookups = lookups or Lookups(session)
+    findings = find(session, order, lookups=lookups)
     winner = findings.touches[0] if findings.touches else None
     conflict: dict[str, Any] | None = None
     others = [t for t in findings.touches[1:] if winner and t.creator_id != winner.creator_id]
     if winner and others:
         conflict = {
-            "winner": {"via": winner.via, "creator": _handle(session, winner.creator_id)},
-            "others": [{"via": t.via, "creator": _handle(session, t.creator_id)} for t in others],
+            "winner": {"via": winner.via, "creator": lookups.handle(winner.creator_id)},
+            "others": [{"via": t.via, "creator": lookups.handle(t.creator_id)} for t in others],
             "status": "fraud_review",
         }
     contract: Contract | None = None
     if winner is None:
         reason = "Not attributed: no creator coupon, no valid signed click id and no UTM touch."
     else:
-        contract = link_repository.accepted_contract_for(
-            session, brand_id=order.brand_id, creator_id=winner.creator_id, at=order.ordered_at
-        )
+        contract = lookups.contract(brand_id=order.brand_id, creator_id=winner.creator_id, at=order.ordered_at)
         rule = {"coupon": "rule 1 (coupon)", "click": "rule 2 (signed click)", "utm": "rule 3 (UTM last touch)"}
         reason = f"Attributed by {rule[winner.via]}: {winner.detail}."
         if contract is None:
@@ -206,7 +319,7 @@ def attribute(
             )
     if findings.notes:
         reason += " Notes: " + "; ".join(findings.notes) + "."
-    attribution = Attribution(
+    return Attribution(
         order_id=order.id,
         brand_id=order.brand_id,
         via=winner.via if winner else "none",
@@ -221,9 +334,6 @@ def attribute(
         is_current=True,
         created_by=created_by,
     )
-    session.add(attribution)
-    session.flush()
-    return attribution
 
 
 def current(session: Session, order_id: int) -> Attribution | None:

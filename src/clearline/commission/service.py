@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -37,6 +38,7 @@ from clearline.models import (
     Sku,
 )
 
+_T = TypeVar("_T")
 PERFORMANCE_RULES = ("cpa_unit", "cpa_order", "revshare_net_revenue", "revshare_gross_margin")
 
 
@@ -55,15 +57,93 @@ def period_of(at: dt.datetime) -> str:
     return at.strftime("%Y-%m")
 
 
+class Lookups:
+    """What accrual reads that does not change while orders are processed (SKUs, parsed contract terms, FX
+    rates, template versions), read once per batch; and each capped contract's period total, kept up to date
+    with the lines accrued through it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._skus: dict[tuple[int, str], Sku | None] = {}
+        self._terms: dict[int, ContractTerms] = {}
+        self._fx: dict[tuple[dt.date, str, str], Decimal] = {}
+        self._versions: dict[int | None, int] = {}
+        self._period_used: dict[tuple[int, str], int] = {}
+        self._rows: dict[tuple[type, int], Any] = {}  # strong references: the session's identity map is weak
+
+    def get(self, model: type[_T], ident: int) -> _T | None:
+        key = (model, ident)
+        if key not in self._rows:
+            self._rows[key] = self.session.get(model, ident)
+        return self._rows[key]  # type: ignore[no-any-return]
+
+    def skus(self, brand_id: int, names: list[str]) -> dict[str, Sku]:
+        missing = sorted({n for n in names if (brand_id, n) not in self._skus})
+        if missing:
+            found = {
+                s.sku: s
+                for s in self.session.scalars(select(Sku).where(Sku.brand_id == brand_id, Sku.sku.in_(missing)))
+            }
+            for name in missing:
+                self._skus[(brand_id, name)] = found.get(name)
+        return {n: sku for n in names if (sku := self._skus[(brand_id, n)]) is not None}
+
+    def terms(self, contract: Contract) -> ContractTerms:
+        if contract.id not in self._terms:
+            self._terms[contract.id] = ContractTerms.model_validate(contract.terms)
+        return self._terms[contract.id]
+
+    def fx(self, *, day: dt.date, base: str, quote: str) -> Decimal:
+        key = (day, base, quote)
+        if key not in self._fx:
+            self._fx[key] = fx.rate(self.session, day=day, base=base, quote=quote)
+        return self._fx[key]
+
+    def version(self, template_version_id: int | None) -> int:
+        if template_version_id not in self._versions:
+            self._versions[template_version_id] = (
+                self.session.scalar(
+                    select(ContractTemplateVersion.version).where(ContractTemplateVersion.id == template_version_id)
+                )
+                or 0
+            )
+        return self._versions[template_version_id]
+
+    def period_remaining(self, contract: Contract, terms: ContractTerms, period: str) -> int | None:
+        if terms.cap_per_period is None:
+            return None
+        key = (contract.id, period)
+        if key not in self._period_used:
+            used = self.session.scalar(
+                select(func.coalesce(func.sum(CommissionLine.amount - CommissionLine.reversed_amount), 0)).where(
+                    CommissionLine.contract_id == contract.id,
+                    CommissionLine.period == period,
+                    CommissionLine.rule.in_(PERFORMANCE_RULES),
+                )
+            )
+            self._period_used[key] = int(used or 0)
+        return money.to_minor(terms.cap_per_period, terms.currency) - self._period_used[key]
+
+    def accrued(self, lines: list[CommissionLine]) -> None:
+        """Count lines accrued in this batch towards their contract's period cap."""
+        for line in lines:
+            key = (line.contract_id, line.period)
+            if key in self._period_used and line.rule in PERFORMANCE_RULES:
+                self._period_used[key] += line.amount
+
+
 def eligibility(
-    session: Session, *, order: Order, lines: list[OrderLine], campaign: Campaign | None
+    session: Session,
+    *,
+    order: Order,
+    lines: list[OrderLine],
+    campaign: Campaign | None,
+    lookups: Lookups | None = None,
 ) -> tuple[list[OrderLine], dict[int, str]]:
     """Lines whose SKU is eligible for the campaign's offer, inside its window and not excluded."""
-    offer = session.get(Offer, campaign.offer_id) if campaign and campaign.offer_id else None
-    skus = {
-        s.sku: s
-        for s in session.scalars(select(Sku).where(Sku.brand_id == order.brand_id, Sku.sku.in_([x.sku for x in lines])))
-    }
+    lookups = lookups or Lookups(session)
+    offer = lookups.get(Offer, campaign.offer_id) if campaign and campaign.offer_id else None
+    skus = lookups.skus(order.brand_id, [x.sku for x in lines])
     eligible, reasons = [], {}
     for line in lines:
         if line.sku not in skus:
@@ -81,15 +161,12 @@ def eligibility(
     return eligible, reasons
 
 
-def _inputs(session: Session, *, order: Order, lines: list[OrderLine], terms: ContractTerms) -> list[calc.LineInput]:
-    skus = {
-        s.sku: s
-        for s in session.scalars(select(Sku).where(Sku.brand_id == order.brand_id, Sku.sku.in_([x.sku for x in lines])))
-    }
+def _inputs(lookups: Lookups, *, order: Order, lines: list[OrderLine], terms: ContractTerms) -> list[calc.LineInput]:
+    skus = lookups.skus(order.brand_id, [x.sku for x in lines])
     result = []
     for line in lines:
         sku = skus[line.sku]
-        to_order = fx.rate(session, day=order.ordered_at.date(), base=sku.currency, quote=order.currency)
+        to_order = lookups.fx(day=order.ordered_at.date(), base=sku.currency, quote=order.currency)
         price = money.from_minor(sku.price_amount, sku.currency)
         if sku.unit_cost_amount is not None:
             cost = money.from_minor(sku.unit_cost_amount, sku.currency)
@@ -114,46 +191,50 @@ def _inputs(session: Session, *, order: Order, lines: list[OrderLine], terms: Co
     return result
 
 
-def _period_remaining(session: Session, contract: Contract, terms: ContractTerms, period: str) -> int | None:
-    if terms.cap_per_period is None:
-        return None
-    used = session.scalar(
-        select(func.coalesce(func.sum(CommissionLine.amount - CommissionLine.reversed_amount), 0)).where(
-            CommissionLine.contract_id == contract.id,
-            CommissionLine.period == period,
-            CommissionLine.rule.in_(PERFORMANCE_RULES),
-        )
-    )
-    return money.to_minor(terms.cap_per_period, terms.currency) - int(used or 0)
-
-
-def accrue(session: Session, *, order: Order, lines: list[OrderLine], attribution: Attribution) -> list[CommissionLine]:
+def accrue(
+    session: Session,
+    *,
+    order: Order,
+    lines: list[OrderLine],
+    attribution: Attribution,
+    lookups: Lookups | None = None,
+) -> list[CommissionLine]:
     """One commission line per eligible order line (per rule), accrued to the payee's pending balance."""
+    lookups = lookups or Lookups(session)
+    created = compute_lines(session, order=order, lines=lines, attribution=attribution, lookups=lookups)
+    if not created:
+        return []
+    session.add_all(created)
+    session.flush()
+    ledger.post(session, accrual_transfers(order, created))
+    return created
+
+
+def compute_lines(
+    session: Session, *, order: Order, lines: list[OrderLine], attribution: Attribution, lookups: Lookups
+) -> list[CommissionLine]:
+    """The commission lines of an attributed order, not yet added to the session (a batch adds many at once
+    and posts their accruals together); counted towards the contract's period cap in ``lookups``."""
     if attribution.contract_id is None:
         return []
-    contract = session.get(Contract, attribution.contract_id)
+    contract = lookups.get(Contract, attribution.contract_id)
     assert contract is not None
-    terms = ContractTerms.model_validate(contract.terms)
-    campaign = session.get(Campaign, attribution.campaign_id) if attribution.campaign_id else None
-    eligible, _ = eligibility(session, order=order, lines=lines, campaign=campaign)
+    terms = lookups.terms(contract)
+    campaign = lookups.get(Campaign, attribution.campaign_id) if attribution.campaign_id else None
+    eligible, _ = eligibility(session, order=order, lines=lines, campaign=campaign, lookups=lookups)
     if not eligible:
         return []
-    inputs = _inputs(session, order=order, lines=eligible, terms=terms)
-    rate = fx.rate(session, day=order.ordered_at.date(), base=order.currency, quote=terms.currency)
+    inputs = _inputs(lookups, order=order, lines=eligible, terms=terms)
+    rate = lookups.fx(day=order.ordered_at.date(), base=order.currency, quote=terms.currency)
     period = period_of(order.ordered_at)
     computed = calc.compute(
         terms,
         inputs,
         is_new_customer=order.is_new_customer,
         fx=rate,
-        period_cap_remaining=_period_remaining(session, contract, terms, period),
+        period_cap_remaining=lookups.period_remaining(contract, terms, period),
     )
-    version = (
-        session.scalar(
-            select(ContractTemplateVersion.version).where(ContractTemplateVersion.id == contract.template_version_id)
-        )
-        or 0
-    )
+    version = lookups.version(contract.template_version_id)
     payee_type, payee_id = payee_of(contract)
     by_line = {x.id: x for x in eligible}
     per_order_days = max(x.verification_days for x in inputs)
@@ -194,25 +275,32 @@ def accrue(session: Session, *, order: Order, lines: list[OrderLine], attributio
                 eligible_at=order.ordered_at + dt.timedelta(days=days),
             )
         )
-    session.add_all(created)
-    session.flush()
-    ledger.post(
-        session,
-        [
-            ledger.Transfer(
-                key=f"commission.accrued:{c.id}",
-                kind="commission.accrued",
-                debit=account(c, ledger.EXPENSE),
-                credit=account(c, ledger.PENDING),
-                amount=c.amount,
-                commission_line_id=c.id,
-                memo=f"order {order.external_id} line {c.line_no} {c.rule}",
-                effective_at=order.ordered_at,
-            )
-            for c in created
-        ],
-    )
+    lookups.accrued(created)
     return created
+
+
+def post_accruals(session: Session, accrued: list[tuple[Order, list[CommissionLine]]]) -> None:
+    """Add many orders' new commission lines and post all their accruals in one ledger call."""
+    session.add_all([line for _, created in accrued for line in created])
+    session.flush()
+    ledger.post(session, [t for order, created in accrued for t in accrual_transfers(order, created)])
+
+
+def accrual_transfers(order: Order, created: list[CommissionLine]) -> list[ledger.Transfer]:
+    """brand expense → payee pending for each new line (the lines must have their ids: flushed)."""
+    return [
+        ledger.Transfer(
+            key=f"commission.accrued:{c.id}",
+            kind="commission.accrued",
+            debit=account(c, ledger.EXPENSE),
+            credit=account(c, ledger.PENDING),
+            amount=c.amount,
+            commission_line_id=c.id,
+            memo=f"order {order.external_id} line {c.line_no} {c.rule}",
+            effective_at=order.ordered_at,
+        )
+        for c in created
+    ]
 
 
 def reverse(

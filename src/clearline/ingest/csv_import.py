@@ -4,20 +4,22 @@ or quarantine: good orders import, bad rows go to a rejects file with their reas
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clearline.audit import service as audit
 from clearline.auth.actor import Actor
 from clearline.ingest import schemas, service
 from clearline.kit import csvio
-from clearline.kit.errors import ConflictError, ValidationFailedError
-from clearline.models import Brand
+from clearline.kit.errors import ValidationFailedError
+from clearline.models import Brand, InboxEvent
 
 COLUMNS = [
     "order_id",
@@ -114,7 +116,7 @@ def _validation_errors(exc: ValidationError, rows: Rows) -> list[csvio.RowError]
     return errors
 
 
-def _order_payload(rows: Rows) -> tuple[dict[str, Any] | None, list[csvio.RowError]]:
+def _order_payload(rows: Rows) -> tuple[schemas.OrderIn | None, dict[str, Any], list[csvio.RowError]]:
     errors: list[csvio.RowError] = []
     first = rows[0][1]
     for line, row in rows[1:]:
@@ -144,11 +146,12 @@ def _order_payload(rows: Rows) -> tuple[dict[str, Any] | None, list[csvio.RowErr
             for _, row in rows
         ],
     }
+    parsed = None
     try:
-        schemas.OrderIn.model_validate(payload)
+        parsed = schemas.OrderIn.model_validate(payload)
     except ValidationError as exc:
         errors.extend(_validation_errors(exc, rows))
-    return (None if errors else payload), errors
+    return (None if errors else parsed), payload, errors
 
 
 def _whole_order(order_id: str, rows: Rows, bad: list[csvio.RowError]) -> list[csvio.RowError]:
@@ -176,13 +179,13 @@ def import_orders(
     actor.require(*IMPORTERS, brand_id=brand.id)
     grouped, errors, raw = _group(data)
     report = CsvReport(rows=len(raw), source_rows=raw)
-    good: list[tuple[dict[str, Any], Rows]] = []
+    good: list[tuple[schemas.OrderIn, dict[str, Any], Rows]] = []
     for order_id, rows in grouped.items():
-        payload, problems = _order_payload(rows)
-        if problems:
+        parsed, payload, problems = _order_payload(rows)
+        if problems or parsed is None:
             errors.extend(problems + _whole_order(order_id, rows, problems))
         else:
-            good.append((payload, rows))  # type: ignore[arg-type]
+            good.append((parsed, payload, rows))
     if not raw:
         errors.append(csvio.RowError(2, "file", "no data rows"))
     if errors and not quarantine:
@@ -191,29 +194,28 @@ def import_orders(
             f"order import: {len(errors)} problem(s), nothing imported; first: {errors[0]}",
             details=[e.as_dict() for e in errors],
         )
-    stored = []
-    for payload, rows in good:
-        body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        try:
-            event, duplicate = service.store(
-                session,
-                brand_id=brand.id,
-                source="csv",
-                kind="order",
-                external_id=payload["order_id"],
-                body=body,
-                delivery_id=filename,
-            )
-        except ConflictError:
+    # Store first, all of it in a few statements; then process what is new (or stored but still waiting).
+    items = []
+    for _, payload, _ in good:
+        # Canonical JSON (what `service.body_digest` compares), so its digest is the digest of the text.
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        items.append((payload["order_id"], body, hashlib.sha256(body.encode()).hexdigest()))
+    answers = service.store_many(
+        session, brand_id=brand.id, source="csv", kind="order", items=items, delivery_id=filename
+    )
+    waiting: list[tuple[int, schemas.OrderIn]] = []
+    for (parsed, payload, rows), stored in zip(good, answers, strict=True):
+        if stored.conflict:
             errors.extend(
                 csvio.RowError(line, "order_id", f"order {payload['order_id']} was imported before with other content")
                 for line, _ in rows
             )
-            continue
-        if duplicate and event.handled_at is not None:
+        elif stored.duplicate and stored.handled:
             report.duplicates += 1
-            continue
-        stored.append((event, payload, duplicate))
+        else:
+            report.duplicates += stored.duplicate
+            report.orders += not stored.duplicate
+            waiting.append((stored.event_id, parsed))
     errors.sort(key=lambda e: (e.line, e.column))
     if errors and not quarantine:
         raise ValidationFailedError(
@@ -221,13 +223,14 @@ def import_orders(
             details=[e.as_dict() for e in errors],
         )
     report.rejected = errors
-    for event, payload, duplicate in stored:
-        if duplicate:
-            report.duplicates += 1
-        else:
-            report.orders += 1
-        if service.process(session, event, parsed=schemas.OrderIn.model_validate(payload)):
-            report.failed_processing += 1
+    for start in range(0, len(waiting), service.BATCH):
+        chunk = dict(waiting[start : start + service.BATCH])
+        events = list(session.scalars(select(InboxEvent).where(InboxEvent.id.in_(list(chunk)))))
+        results = service.process_batch(session, events, parsed=chunk)
+        report.failed_processing += sum(1 for error in results.values() if error)
+        session.flush()
+        for event in events:
+            session.expunge(event)
     audit.record(
         session,
         actor,
