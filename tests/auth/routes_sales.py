@@ -34,7 +34,9 @@ COUPON_OPS = frozenset({"admin", "social_ops", "marketing"})
 FINANCE = frozenset({"admin", "finance"})
 MARKETING = frozenset({"admin", "marketing"})
 LINK_READERS = STAFF | PARTIES  # staff of the brand, the link's creator, the creator's agency
-CREATIVE_READERS = STAFF | {"creator"}
+# Staff of the brand, the creative's creator, and the creator's agency (for the brands the agency works for).
+CREATIVE_READERS = STAFF | PARTIES
+CONTENT_MAKERS = frozenset({"admin", "social_ops", "marketing", "creator", "agency"})
 
 
 def _now() -> dt.datetime:
@@ -497,7 +499,7 @@ SALES: list[Endpoint] = [
         "POST",
         "/creatives",
         lambda s, c: Call(f"{V1}/creatives", json=_creative_body(s, c)),
-        frozenset({"admin", "social_ops", "marketing", "creator"}),
+        CONTENT_MAKERS,
         ok=201,
         readers=CREATIVE_READERS,
         foreign_request=_foreign_creative,
@@ -515,7 +517,7 @@ SALES: list[Endpoint] = [
         "POST",
         "/creatives/{creative_id}/versions",
         lambda s, c: Call(f"{V1}/creatives/{s.s.creative_draft}/versions", data={"caption": "First cut"}),
-        frozenset({"admin", "social_ops", "marketing", "creator"}),
+        CONTENT_MAKERS,
         ok=201,
         readers=CREATIVE_READERS,
     ),
@@ -537,7 +539,7 @@ SALES: list[Endpoint] = [
             f"{V1}/creatives/{s.s.creative_scheduled}/proofs",
             json={"url": "https://www.instagram.com/p/abc", "posted_at": _now().isoformat()},
         ),
-        frozenset({"admin", "social_ops", "creator"}),
+        frozenset({"admin", "social_ops", "creator", "agency"}),
         ok=201,
         readers=CREATIVE_READERS,
     ),

@@ -97,6 +97,57 @@ class TestCreateCreative:
             creative.create_creative(db, actors["legal"], brief_id=brief.id, creator_id=creator.id, channel="x")
 
 
+class TestAgencyScope:
+    """An agency acts for its roster creators on the brands it works for, never for anyone else."""
+
+    def _agency(self, db, brand):  # type: ignore[no-untyped-def]
+        from clearline.creator import service as creator_service
+
+        agency = factories.agency(db, brand.id)
+        return agency, creator_service
+
+    def test_an_agency_makes_and_reads_content_for_its_roster_creator(self, db, program):
+        brand, campaign, creator, actors = program
+        brief = approved_brief(db, brand, campaign, actors)
+        agency, creator_service = self._agency(db, brand)
+        creator_service.import_roster(db, factories.SYSTEM, agency_id=agency.id, data=f"handle\n{creator.handle}\n")
+        who = factories.actor(db, ("agency", brand.id), agency_id=agency.id)
+        made = creative.create_creative(db, who, brief_id=brief.id, creator_id=creator.id, channel="tiktok")
+        creative.add_version(db, who, creative_id=made.id, caption="v1")
+        assert [c.id for c in creative.list_creatives(db, who)] == [made.id]
+        assert service.get_brief(db, who, brief.id).id == brief.id
+
+    def test_an_agency_cannot_act_for_a_creator_off_its_roster(self, db, program):
+        brand, campaign, creator, actors = program
+        brief = approved_brief(db, brand, campaign, actors)
+        agency, creator_service = self._agency(db, brand)
+        member = factories.creator(db, brand.id)
+        factories.contract(db, brand.id, creator_id=member.id)
+        creator_service.import_roster(db, factories.SYSTEM, agency_id=agency.id, data=f"handle\n{member.handle}\n")
+        who = factories.actor(db, ("agency", brand.id), agency_id=agency.id)
+        with pytest.raises(ForbiddenError):
+            creative.create_creative(db, who, brief_id=brief.id, creator_id=creator.id, channel="tiktok")
+        made = creative.create_creative(
+            db, actors["social_ops"], brief_id=brief.id, creator_id=creator.id, channel="tiktok"
+        )
+        assert creative.list_creatives(db, who) == []
+        with pytest.raises(NotFoundError):
+            creative.add_version(db, who, creative_id=made.id, caption="not mine")
+
+    def test_an_agency_does_not_see_its_roster_creators_content_for_another_brand(self, db, program):
+        brand, campaign, creator, actors = program
+        agency, creator_service = self._agency(db, brand)
+        creator_service.import_roster(db, factories.SYSTEM, agency_id=agency.id, data=f"handle\n{creator.handle}\n")
+        other = factories.brand(db)
+        factories.skus(db, other.id)
+        brief_id = approved_brief(db, brand, campaign, actors).id
+        elsewhere = creative.Creative(brand_id=other.id, brief_id=brief_id, creator_id=creator.id, channel="youtube")
+        db.add(elsewhere)
+        db.flush()
+        who = factories.actor(db, ("agency", brand.id), agency_id=agency.id)
+        assert elsewhere.id not in [c.id for c in creative.list_creatives(db, who)]
+
+
 class TestAddVersion:
     def test_a_version_keeps_its_file_in_storage_under_a_content_key(self, db, program, made, storage):
         _, _, _, actors = program

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy.orm import Session
 
-from clearline.brief import creative
+from clearline.brief import approval, creative
 from clearline.kit.storage import LocalStorage
 from clearline.link import service as link_service
 from clearline.models import User
@@ -292,6 +292,65 @@ class TestCreatives:
         assert posted.status_code == 201 and posted.json()["url"] == proof["url"]
         listed = client.get("/api/v1/creatives", headers=keys["social_ops"]).json()
         assert [c["status"] for c in listed] == ["posted"]
+
+
+class TestProofs:
+    def _scheduled(self, client, db, program, keys) -> int:  # type: ignore[no-untyped-def]
+        brand, campaign, creator, actors = program
+        brief = approved_brief(db, brand, campaign, actors)
+        made = creative.create_creative(
+            db, actors["social_ops"], brief_id=brief.id, creator_id=creator.id, channel="instagram"
+        )
+        creative.add_version(db, actors["social_ops"], creative_id=made.id, caption="Glow! #ad")
+        [step] = creative.open_reviews_of(db, actors["marketing"], [made.id])[made.id]
+        approval.decide(db, actors["marketing"], step_id=step.id, decision="approved")
+        link = link_service.issue_link(
+            db,
+            actors["social_ops"],
+            campaign_id=campaign.id,
+            creator_id=creator.id,
+            channel="instagram",
+            destination_url="https://shop.example.com/serum",
+        )
+        link_service.sign_off(db, actors["social_ops"], link_id=link.id)
+        creative.schedule(db, actors["social_ops"], creative_id=made.id, scheduled_for=dt.datetime.now(dt.UTC))
+        db.commit()
+        return made.id
+
+    def test_a_proof_with_its_file_is_stored_from_a_multipart_form(self, client, db, program, keys, files):
+        creative_id = self._scheduled(client, db, program, keys)
+        response = client.post(
+            f"/api/v1/creatives/{creative_id}/proofs",
+            data={"url": "https://instagram.com/p/abc", "posted_at": dt.datetime.now(dt.UTC).isoformat()},
+            files={"file": ("posted.png", PNG, "image/png")},
+            headers=keys["social_ops"],
+        )
+        assert response.status_code == 201, response.text
+        assert files.get(response.json()["file_key"]) == PNG
+
+    def test_a_proof_file_over_the_size_limit_is_422_and_nothing_is_posted(self, client, db, program, keys):
+        creative_id = self._scheduled(client, db, program, keys)
+        response = client.post(
+            f"/api/v1/creatives/{creative_id}/proofs",
+            data={"url": "https://instagram.com/p/abc", "posted_at": dt.datetime.now(dt.UTC).isoformat()},
+            files={"file": ("posted.png", PNG + b"\x00" * 5000, "image/png")},
+            headers=keys["social_ops"],
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["loc"] == ["file"] and "larger than 4096" in response.json()["detail"]
+        listed = client.get("/api/v1/creatives", headers=keys["social_ops"]).json()
+        assert [c["status"] for c in listed] == ["scheduled"]
+
+    def test_a_proof_form_without_its_url_is_422_naming_it(self, client, db, program, keys):
+        creative_id = self._scheduled(client, db, program, keys)
+        response = client.post(
+            f"/api/v1/creatives/{creative_id}/proofs",
+            data={"posted_at": dt.datetime.now(dt.UTC).isoformat()},
+            files={"file": ("posted.png", PNG, "image/png")},
+            headers=keys["social_ops"],
+        )
+        assert response.status_code == 422
+        assert [e["loc"] for e in response.json()["errors"]] == [["body", "url"]]
 
 
 class TestDuplicatesAndCollisions:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from clearline.audit import service as audit
@@ -13,6 +13,7 @@ from clearline.auth.scope import brand_filter
 from clearline.brand import repository as brand_repository
 from clearline.brief import approval
 from clearline.brief.service import get_brief
+from clearline.contract.repository import agency_brand_ids
 from clearline.kit.clock import utcnow
 from clearline.kit.errors import ConflictError, NotFoundError, ValidationFailedError
 from clearline.kit.storage import Storage, default_storage
@@ -25,7 +26,9 @@ from clearline.models import (
     CreativeVersion,
     Link,
     ProofOfPosting,
+    RosterEntry,
     ScheduledPost,
+    User,
 )
 
 
@@ -33,11 +36,34 @@ class ScheduleRefusedError(ConflictError):
     code = "schedule_refused"
 
 
-def readable(actor: Actor):  # type: ignore[no-untyped-def]
-    clauses = [brand_filter(actor, Creative.brand_id)]
+def party_clauses(actor: Actor) -> list:  # type: ignore[type-arg]
+    """A creator's own creatives; an agency's roster creators' creatives for the brands the agency works for
+    (a roster creator's content for another brand is not the agency's business)."""
+    clauses = []
     if actor.creator_id is not None:
         clauses.append(Creative.creator_id == actor.creator_id)
-    return or_(*clauses)
+    if actor.agency_id is not None:
+        roster = select(RosterEntry.creator_id).where(RosterEntry.agency_id == actor.agency_id)
+        clauses.append(
+            and_(Creative.creator_id.in_(roster), Creative.brand_id.in_(agency_brand_ids(actor.agency_id)))
+        )
+    return clauses
+
+
+def readable(actor: Actor):  # type: ignore[no-untyped-def]
+    return or_(brand_filter(actor, Creative.brand_id), *party_clauses(actor))
+
+
+def _represents(session: Session, actor: Actor, *, creator_id: int, brand_id: int) -> bool:
+    """The creator itself, or its agency on a brand the agency works for."""
+    if actor.creator_id is not None and actor.creator_id == creator_id:
+        return True
+    if actor.agency_id is None:
+        return False
+    on_roster = session.scalar(
+        select(RosterEntry.id).where(RosterEntry.agency_id == actor.agency_id, RosterEntry.creator_id == creator_id)
+    )
+    return on_roster is not None and brand_id in set(session.scalars(agency_brand_ids(actor.agency_id)))
 
 
 def get_creative(session: Session, actor: Actor, creative_id: int) -> Creative:
@@ -54,32 +80,56 @@ def list_creatives(session: Session, actor: Actor, *, brief_id: int | None = Non
     return list(session.scalars(stmt))
 
 
-def _may_edit(actor: Actor, creative_or_creator_id: int, brand_id: int) -> None:
-    if actor.creator_id == creative_or_creator_id:
+def _may_edit(session: Session, actor: Actor, *, creator_id: int, brand_id: int, roles: tuple[str, ...]) -> None:
+    """The creator, its agency, or one of the brand's ``roles``."""
+    if _represents(session, actor, creator_id=creator_id, brand_id=brand_id):
         return
-    actor.require("social_ops", "marketing", brand_id=brand_id)
+    actor.require(*roles, brand_id=brand_id)
+
+
+def _answerable(actor: Actor):  # type: ignore[no-untyped-def]
+    """Briefs a creator or agency may make content for: of the brands it holds contracts with, never another
+    brand's (a creative would otherwise make that brand's brief readable to it)."""
+    return Brief.brand_id.in_(select(Brand.id).where(brand_repository.readable(actor)))
+
+
+def answerable_briefs(session: Session, actor: Actor) -> list[Brief]:
+    """Approved briefs the portal user (creator or agency) may answer with a creative, newest first."""
+    if actor.creator_id is None and actor.agency_id is None:
+        return []
+    stmt = select(Brief).where(_answerable(actor), Brief.status == "approved").order_by(Brief.id.desc())
+    return list(session.scalars(stmt))
 
 
 def create_creative(
     session: Session, actor: Actor, *, brief_id: int, creator_id: int, channel: str, is_high_risk: bool = False
 ) -> Creative:
-    if actor.creator_id is None:
+    """A creative for one channel, by the creator (itself, its agency, or the brand's marketing or social ops)
+    answering an approved brief."""
+    if actor.creator_id is None and actor.agency_id is None:
         brief = get_brief(session, actor, brief_id)
     else:
-        # A creator answers briefs of the brands it holds a contract with, never another brand's: a
-        # creative would otherwise make that brand's brief readable to it.
-        brands = select(Brand.id).where(brand_repository.readable(actor))
-        brief = session.scalar(select(Brief).where(Brief.id == brief_id, Brief.brand_id.in_(brands)))
+        brief = session.scalar(select(Brief).where(Brief.id == brief_id, _answerable(actor)))
     if brief is None:
         raise NotFoundError(f"no brief {brief_id}")
-    _may_edit(actor, creator_id, brief.brand_id)
+    _may_edit(session, actor, creator_id=creator_id, brand_id=brief.brand_id, roles=("social_ops", "marketing"))
     if brief.status != "approved":
         raise ConflictError(f"brief {brief.id} is {brief.status}: creatives follow an approved brief")
+    channel = channel.strip().lower()
+    if not channel:
+        raise ValidationFailedError("a creative needs a channel", details=[{"loc": ["channel"], "msg": "required"}])
+    taken = session.scalar(
+        select(Creative.id).where(
+            Creative.brief_id == brief.id, Creative.creator_id == creator_id, Creative.channel == channel
+        )
+    )
+    if taken is not None:
+        raise ConflictError(f"creative #{taken} already answers brief {brief.id} on {channel} for this creator")
     creative = Creative(
         brand_id=brief.brand_id,
         brief_id=brief.id,
         creator_id=creator_id,
-        channel=channel.strip().lower(),
+        channel=channel,
         is_high_risk=is_high_risk,
     )
     session.add(creative)
@@ -101,7 +151,9 @@ def add_version(
 ) -> CreativeVersion:
     """A new version (caption and optional file, stored behind the storage interface) and a new review."""
     creative = get_creative(session, actor, creative_id)
-    _may_edit(actor, creative.creator_id, creative.brand_id)
+    _may_edit(
+        session, actor, creator_id=creative.creator_id, brand_id=creative.brand_id, roles=("social_ops", "marketing")
+    )
     if creative.status in ("approved", "scheduled", "posted"):
         raise ConflictError(f"creative {creative.id} is {creative.status}")
     stored = (storage or default_storage()).put(data, name=file_name, content_type=content_type) if data else None
@@ -269,9 +321,10 @@ def add_proof(
     content_type: str = "",
     storage: Storage | None = None,
 ) -> ProofOfPosting:
+    """Proof that scheduled content went out: its URL, when, and optionally a file (a screenshot, within the
+    storage's size and type limits). By the creator, its agency, or the brand's social ops."""
     creative = get_creative(session, actor, creative_id)
-    if actor.creator_id != creative.creator_id:
-        actor.require("social_ops", brand_id=creative.brand_id)
+    _may_edit(session, actor, creator_id=creative.creator_id, brand_id=creative.brand_id, roles=("social_ops",))
     _aware("posted_at", posted_at)
     if creative.status not in ("scheduled", "posted"):
         raise ConflictError(f"creative {creative.id} is {creative.status}: only scheduled content can be posted")
@@ -284,13 +337,57 @@ def add_proof(
     return proof
 
 
-def feedback(session: Session, actor: Actor) -> list[tuple[Creative, ApprovalStep]]:
-    """Decided reviews of the creatives ``actor`` may read, newest first: what a creator hears back.
-    Steps closed automatically because another reviewer asked for changes say nothing of their own."""
+def feedback(session: Session, actor: Actor) -> list[tuple[Creative, ApprovalStep, str]]:
+    """Decided reviews of the creatives ``actor`` may read, newest first, each with its approver's name: what a
+    creator hears back. Steps closed automatically because another reviewer asked for changes, or because a
+    newer version replaced the one in review, say nothing of their own."""
     stmt = (
-        select(Creative, ApprovalStep)
+        select(Creative, ApprovalStep, User.name)
         .join(ApprovalStep, (ApprovalStep.subject_type == "creative") & (ApprovalStep.subject_id == Creative.id))
+        .outerjoin(User, User.id == ApprovalStep.approver_id)
         .where(readable(actor), ApprovalStep.decided_at.is_not(None), ApprovalStep.decision != "superseded")
         .order_by(ApprovalStep.decided_at.desc(), ApprovalStep.id.desc())
     )
-    return [(creative, step) for creative, step in session.execute(stmt)]
+    return [(creative, step, name or "Clearline") for creative, step, name in session.execute(stmt)]
+
+
+def versions_of(session: Session, actor: Actor, creative_ids: list[int]) -> dict[int, list[CreativeVersion]]:
+    """creative id -> its versions, newest first (of the creatives ``actor`` may read)."""
+    stmt = (
+        select(CreativeVersion)
+        .join(Creative, Creative.id == CreativeVersion.creative_id)
+        .where(Creative.id.in_(creative_ids), readable(actor))
+        .order_by(CreativeVersion.version.desc())
+    )
+    found: dict[int, list[CreativeVersion]] = {}
+    for version in session.scalars(stmt):
+        found.setdefault(version.creative_id, []).append(version)
+    return found
+
+
+def proofs_of(session: Session, actor: Actor, creative_ids: list[int]) -> dict[int, list[ProofOfPosting]]:
+    """creative id -> its proofs of posting, newest first (of the creatives ``actor`` may read)."""
+    stmt = (
+        select(ProofOfPosting)
+        .join(Creative, Creative.id == ProofOfPosting.creative_id)
+        .where(Creative.id.in_(creative_ids), readable(actor))
+        .order_by(ProofOfPosting.posted_at.desc())
+    )
+    found: dict[int, list[ProofOfPosting]] = {}
+    for proof in session.scalars(stmt):
+        found.setdefault(proof.creative_id, []).append(proof)
+    return found
+
+
+def open_reviews_of(session: Session, actor: Actor, creative_ids: list[int]) -> dict[int, list[ApprovalStep]]:
+    """creative id -> the reviews still open on it, earliest due first: what the creator is waiting for."""
+    stmt = (
+        select(ApprovalStep)
+        .join(Creative, (ApprovalStep.subject_type == "creative") & (ApprovalStep.subject_id == Creative.id))
+        .where(Creative.id.in_(creative_ids), readable(actor), ApprovalStep.decided_at.is_(None))
+        .order_by(ApprovalStep.due_at)
+    )
+    found: dict[int, list[ApprovalStep]] = {}
+    for step in session.scalars(stmt):
+        found.setdefault(step.subject_id, []).append(step)
+    return found

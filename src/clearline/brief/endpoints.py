@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, UploadFile
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from clearline.auth.deps import CurrentActor, DbSession
 from clearline.brief import approval, creative, service
@@ -132,7 +136,65 @@ def schedule(
     return {"id": post.id, "scheduled_for": post.scheduled_for, "channel": post.channel}
 
 
-@router.post("/creatives/{creative_id}/proofs", status_code=201)
-def add_proof(creative_id: int, body: ProofIn, session: DbSession, actor: CurrentActor) -> dict[str, Any]:
-    proof = creative.add_proof(session, actor, creative_id=creative_id, url=body.url, posted_at=body.posted_at)
-    return {"id": proof.id, "url": proof.url, "posted_at": proof.posted_at}
+@dataclass
+class ProofUpload:
+    body: ProofIn
+    data: bytes | None = None
+    file_name: str = ""
+    content_type: str = ""
+
+
+_PROOF_FORM = {
+    "type": "object",
+    "required": ["url", "posted_at"],
+    "properties": {
+        "url": {"type": "string"},
+        "posted_at": {"type": "string", "format": "date-time"},
+        "file": {"type": "string", "format": "binary", "description": "optional screenshot or recording"},
+    },
+}
+_PROOF_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": ProofIn.model_json_schema()},
+            "multipart/form-data": {"schema": _PROOF_FORM},
+        },
+    }
+}
+
+
+async def proof_upload(request: Request) -> ProofUpload:
+    """JSON (URL and time), or a multipart form that may also carry the proof's file."""
+    is_form = request.headers.get("content-type", "").startswith("multipart/form-data")
+    try:
+        if not is_form:
+            return ProofUpload(ProofIn.model_validate_json(await request.body()))
+        form = await request.form()
+        fields = {k: v for k, v in form.items() if k in ("url", "posted_at") and isinstance(v, str)}
+        body = ProofIn.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    upload = form.get("file")
+    if not isinstance(upload, StarletteUpload) or not upload.filename:
+        return ProofUpload(body)
+    return ProofUpload(body, await upload.read(), upload.filename, upload.content_type or "")
+
+
+@router.post("/creatives/{creative_id}/proofs", status_code=201, openapi_extra=_PROOF_BODY)
+def add_proof(
+    creative_id: int, upload: Annotated[ProofUpload, Depends(proof_upload)], session: DbSession, actor: CurrentActor
+) -> dict[str, Any]:
+    """Proof of posting for scheduled content: URL and time, and optionally a file (multipart) within the
+    upload size and type limits."""
+    proof = creative.add_proof(
+        session,
+        actor,
+        creative_id=creative_id,
+        url=upload.body.url,
+        posted_at=upload.body.posted_at,
+        data=upload.data,
+        file_name=upload.file_name,
+        content_type=upload.content_type,
+    )
+    return {"id": proof.id, "url": proof.url, "posted_at": proof.posted_at, "file_key": proof.file_key}

@@ -28,11 +28,14 @@ AMBIGUOUS_AFTER_ROUNDS = 2
 
 
 def readable(actor: Actor):  # type: ignore[no-untyped-def]
+    """Staff read their brands' briefs; a creator (or its agency) the briefs it has made content for."""
+    from clearline.brief.creative import party_clauses
     from clearline.models import Creative
 
     clauses = [brand_filter(actor, Brief.brand_id)]
-    if actor.creator_id is not None:
-        clauses.append(Brief.id.in_(select(Creative.brief_id).where(Creative.creator_id == actor.creator_id)))
+    parties = party_clauses(actor)
+    if parties:
+        clauses.append(Brief.id.in_(select(Creative.brief_id).where(or_(*parties))))
     return or_(*clauses)
 
 

@@ -24,12 +24,14 @@ from clearline.models import (
     CommissionLine,
     CouponCode,
     Creative,
+    CreativeVersion,
     Creator,
     Dispute,
     Link,
     Notification,
     PayoutLine,
     PayoutRun,
+    ProofOfPosting,
 )
 from clearline.payout import dispute as dispute_service
 from clearline.payout import service as payout_service
@@ -135,7 +137,10 @@ class PortalView:
     disputes: list[DisputeLine] = field(default_factory=list)
     briefs: list[Brief] = field(default_factory=list)
     creatives: list[Creative] = field(default_factory=list)
-    feedback: list[tuple[Creative, ApprovalStep]] = field(default_factory=list)
+    versions: dict[int, list[CreativeVersion]] = field(default_factory=dict)
+    reviews: dict[int, list[ApprovalStep]] = field(default_factory=dict)
+    proofs: dict[int, list[ProofOfPosting]] = field(default_factory=dict)
+    feedback: list[tuple[Creative, ApprovalStep, str]] = field(default_factory=list)
     messages: list[Notification] = field(default_factory=list)
 
     @property
@@ -148,6 +153,17 @@ class PortalView:
 
     def brief_title(self, brief_id: int) -> str:
         return next((b.title for b in self.briefs if b.id == brief_id), f"brief #{brief_id}")
+
+    def creatives_for(self, brief_id: int) -> list[Creative]:
+        return [c for c in self.creatives if c.brief_id == brief_id]
+
+    @property
+    def makers(self) -> list[Creator]:
+        """Whom a new creative can be for: the creator itself, or an agency's roster."""
+        return [self.creator] if self.creator is not None else list(self.contracts.roster)
+
+    def handle(self, creator_id: int) -> str:
+        return next((f"@{c.handle}" for c in self.makers if c.id == creator_id), f"creator #{creator_id}")
 
 
 def _earnings(
@@ -222,8 +238,12 @@ def portal(session: Session, actor: Actor) -> PortalView:
     numbers = commission_repository.order_numbers(session, actor, [x.order_id for x in lines if x.order_id])
     open_by_line = {d.commission_line_id: d for d in disputes if d.status == "open"}
     payouts = payout_service.payee_lines(session, actor)
-    creatives = [c for c in creative_service.list_creatives(session, actor) if c.creator_id == actor.creator_id]
+    creatives = [c for c in creative_service.list_creatives(session, actor) if mine(c.creator_id)]
     own_briefs = {c.brief_id for c in creatives}
+    ids = [c.id for c in creatives]
+    # The briefs it made content for, and the approved briefs of its brands it may still answer.
+    briefs = {b.id: b for b in brief_service.list_briefs(session, actor) if b.id in own_briefs}
+    briefs.update({b.id: b for b in creative_service.answerable_briefs(session, actor)})
     return PortalView(
         contracts=contracts,
         links=[
@@ -256,9 +276,12 @@ def portal(session: Session, actor: Actor) -> PortalView:
             )
             for d in disputes
         ],
-        briefs=[b for b in brief_service.list_briefs(session, actor) if b.id in own_briefs],
+        briefs=sorted(briefs.values(), key=lambda b: b.id, reverse=True),
         creatives=creatives,
-        feedback=[(c, s) for c, s in creative_service.feedback(session, actor) if c.creator_id == actor.creator_id],
+        versions=creative_service.versions_of(session, actor, ids),
+        reviews=creative_service.open_reviews_of(session, actor, ids),
+        proofs=creative_service.proofs_of(session, actor, ids),
+        feedback=[(c, s, who) for c, s, who in creative_service.feedback(session, actor) if mine(c.creator_id)],
         messages=[
             n
             for n in link_repository.notifications(session, actor, limit=20)
