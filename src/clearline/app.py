@@ -92,6 +92,10 @@ def create_app(*, jobs: bool = False) -> FastAPI:
         redoc_url=None,
     )
     app.state.redirector = redirector
+    from clearline.ingest.fastpath import PostbackIntake, PostbackMiddleware
+
+    app.state.postbacks = PostbackIntake(get_engine())  # started and stopped by its middleware with the app
+    app.add_middleware(PostbackMiddleware, intake=app.state.postbacks)
     app.add_middleware(RedirectMiddleware, redirector=redirector)
     app.include_router(_api_router())
 

@@ -1,0 +1,205 @@
+"""Group commit for the postback fast path: many requests' inbox rows, one INSERT, one COMMIT.
+
+Every request hands its row to one writer thread and waits on a future. The thread takes whatever is
+queued (the requests that arrived while the previous batch was committing), inserts it in one
+insert-or-ignore statement on the inbox's unique key, commits, and only then resolves the futures: a
+sender never gets its 200 for a row that is not committed, and a failed commit answers every request of
+the batch with an error (it sends again) with nothing half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Engine
+
+from clearline.kit.db import insert_ignore
+from clearline.kit.errors import ConflictError
+from clearline.models import InboxEvent
+
+log = logging.getLogger("clearline.ingest.writer")
+
+INBOX = InboxEvent.__table__
+KEY = ("brand_id", "source", "kind", "external_id")
+# Rows per statement: well under SQLite's 32,766 bound parameters at nine columns a row.
+MAX_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    event_id: int
+    duplicate: bool
+
+
+Outcome = Stored | ConflictError
+Key = tuple[int, str, str, str]
+
+
+def _key(row: Any) -> Key:
+    if isinstance(row, dict):
+        return (row["brand_id"], row["source"], row["kind"], row["external_id"])
+    return (row.brand_id, row.source, row.kind, row.external_id)
+
+
+def write_batch(conn: Connection, rows: list[dict[str, Any]]) -> list[Outcome]:
+    """Insert-or-ignore ``rows`` (complete inbox rows) in one statement; one outcome per row, in order.
+
+    A row whose key is already stored (earlier, or by an earlier row of this batch) is a duplicate when its
+    body digest matches, else a ConflictError (409) and nothing of it is written. The caller commits."""
+    firsts: dict[Key, dict[str, Any]] = {}
+    for row in rows:
+        firsts.setdefault(_key(row), row)
+    statement = (
+        insert_ignore(INBOX, conn.dialect.name, conflict=list(KEY))
+        .values(list(firsts.values()))
+        .returning(INBOX.c.id, *(INBOX.c[name] for name in KEY))
+    )
+    inserted = {_key(r): r.id for r in conn.execute(statement)}
+    earlier = [k for k in firsts if k not in inserted]
+    existing: dict[Key, Any] = {}
+    if earlier:
+        found = conn.execute(
+            select(
+                INBOX.c.id, *(INBOX.c[n] for n in KEY), INBOX.c.body_sha256, INBOX.c.handled_at, INBOX.c.error
+            ).where(
+                INBOX.c.external_id.in_({k[3] for k in earlier}),
+                INBOX.c.brand_id.in_({k[0] for k in earlier}),
+            )
+        )
+        existing = {k: r for r in found if (k := _key(r)) in firsts}
+    outcomes: list[Outcome] = []
+    retry: list[int] = []
+    for row in rows:
+        key = _key(row)
+        if key in inserted:
+            first = firsts[key]
+            same, event_id = row["body_sha256"] == first["body_sha256"], inserted[key]
+            if row is first:
+                outcomes.append(Stored(event_id, False))
+                continue
+        else:
+            stored = existing.get(key)
+            if stored is None:  # ignored by the insert yet not there: deleted meanwhile; fail the batch
+                raise RuntimeError(f"inbox row {key} neither inserted nor found")
+            # Rows written before bodies were compared by content carry the digest of the raw text.
+            raw = hashlib.sha256(row["body"].encode()).hexdigest()
+            same, event_id = stored.body_sha256 in (row["body_sha256"], raw), stored.id
+            if same and stored.handled_at is None and stored.error:
+                retry.append(stored.id)
+        if same:
+            outcomes.append(Stored(event_id, True))
+        else:
+            kind, external_id = key[2], key[3]
+            outcomes.append(ConflictError(f"{kind} {external_id} was already received with a different body"))
+    if retry:
+        # A sender resending an event that failed asks for another try (receive() used to process it again);
+        # a cleared error puts it back in the drainer's queue.
+        conn.execute(update(INBOX).where(INBOX.c.id.in_(retry), INBOX.c.handled_at.is_(None)).values(error=""))
+    return outcomes
+
+
+def _settle(future: Future[Stored], outcome: Stored | BaseException) -> None:
+    try:
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    except InvalidStateError:  # the request was cancelled (client gone); the row is stored all the same
+        pass
+
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    """One thread writing the inbox rows of all concurrent requests, a batch per commit."""
+
+    def __init__(
+        self, engine: Engine, *, max_batch: int = MAX_BATCH, on_commit: Callable[[int], None] | None = None
+    ) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self.on_commit = on_commit
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+        self.written = 0
+        self.batches = 0
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._stopped:
+                self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
+                self._thread.start()
+
+    def submit(self, row: dict[str, Any]) -> Future[Stored]:
+        """Queue one inbox row; the future resolves once its batch is committed."""
+        if self._thread is None:
+            self.start()
+        if self._stopped:
+            raise RuntimeError("the inbox writer is stopped")
+        future: Future[Stored] = Future()
+        self._queue.put((row, future))
+        return future
+
+    def stop(self) -> None:
+        """Write everything already queued, then end the thread."""
+        with self._lock:
+            self._stopped = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join(timeout=30)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[dict[str, Any], Future[Stored]]]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                outcomes = write_batch(conn, [row for row, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1:
+                # One bad row must not fail its neighbours: write each alone (all fail alike if the database
+                # is down, and each request answers 500 so its sender tries again).
+                for item in batch:
+                    self._write([item])
+                return
+            log.exception("inbox row could not be stored")
+            _settle(batch[0][1], exc)
+            return
+        self.batches += 1
+        new = sum(1 for o in outcomes if isinstance(o, Stored) and not o.duplicate)
+        self.written += new
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            _settle(future, outcome)
+        if self.on_commit is not None and new:
+            self.on_commit(new)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
