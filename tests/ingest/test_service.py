@@ -219,6 +219,109 @@ class TestReplay:
         assert service.replay(db, brand_id=other.id) == {"seen": 0, "processed": 0, "failed": 0, "unchanged": 0}
 
 
+def _store(db, shop, external_id: str, body: bytes) -> InboxEvent:  # type: ignore[no-untyped-def]
+    event, _ = service.store(
+        db, brand_id=shop.brand_id, source="postback", kind="order", external_id=external_id, body=body
+    )
+    return event
+
+
+def _outcome(db, external_id: str) -> list[tuple[str, str, int, int]]:  # type: ignore[no-untyped-def]
+    """What an order earned: each commission line's rule, reason and amount, and its accrual in the ledger."""
+    order = db.scalar(select(Order).where(Order.external_id == external_id))
+    return [
+        (
+            c.rule,
+            c.sku,
+            c.amount,
+            ledger.balance(db, ledger.Account(c.brand_id, c.payee_type, c.payee_id, "pending", c.currency)),
+        )
+        for c in _lines(db, order.external_id)
+    ]
+
+
+class TestProcessBatch:
+    def test_a_batch_earns_exactly_what_processing_each_order_alone_earns(self, db, shop):
+        bodies = [order_body(f"B-{i}", coupon_codes=[shop.coupon_code] if i % 2 else []) for i in range(6)]
+        alone = [_store(db, shop, f"B-{i}", body) for i, body in enumerate(bodies[:3])]
+        for event in alone:
+            assert service.process(db, event) == ""
+        batch = [_store(db, shop, f"B-{i}", body) for i, body in enumerate(bodies) if i >= 3]
+
+        result = service.process_batch(db, batch)
+
+        assert result == {event.id: "" for event in batch}
+        assert [len(_lines(db, f"B-{i}")) for i in range(6)] == [0, 2, 0, 2, 0, 2]
+        assert [c.amount for c in _lines(db, "B-1")] == [c.amount for c in _lines(db, "B-3")]
+        assert [c.amount for c in _lines(db, "B-1")] == [c.amount for c in _lines(db, "B-5")]
+        for i in (1, 3, 5):
+            keys = [f"commission.accrued:{c.id}" for c in _lines(db, f"B-{i}")]
+            posted = ledger.transfers_for_line(db, _lines(db, f"B-{i}")[0].id)
+            assert [e["key"] for e in posted] == keys[:1]
+        assert ledger.imbalances(db) == []
+        db.flush()
+        assert all(db.get(InboxEvent, event.id).handled_at is not None for event in batch)
+
+    def test_a_bad_order_keeps_its_error_and_the_rest_of_the_batch_proceeds(self, db, shop):
+        code = _euro_creator_code(db, shop)
+        events = [
+            _store(db, shop, "G-1", order_body("G-1", coupon_codes=[shop.coupon_code])),
+            _store(db, shop, "E-1", order_body("E-1", currency="EUR", coupon_codes=[code])),  # no EUR→USD rate
+            _store(db, shop, "G-2", order_body("G-2", coupon_codes=[shop.coupon_code])),
+        ]
+
+        result = service.process_batch(db, events)
+
+        assert result[events[0].id] == result[events[2].id] == ""
+        assert "no FX rate" in result[events[1].id]
+        db.flush()
+        assert "no FX rate" in db.get(InboxEvent, events[1].id).error
+        assert db.get(InboxEvent, events[1].id).handled_at is None
+        assert counts(db, shop.brand_id)["orders"] == 2
+        assert len(_lines(db, "G-1")) == len(_lines(db, "G-2")) == 2
+        assert ledger.imbalances(db) == []
+
+    def test_an_unreadable_body_fails_alone(self, db, shop):
+        good = _store(db, shop, "G-1", order_body("G-1"))
+        bad = _store(db, shop, "X-1", b'{"order_id": "X-1"}')
+
+        result = service.process_batch(db, [bad, good])
+
+        assert result[good.id] == "" and result[bad.id] != ""
+        assert counts(db, shop.brand_id)["orders"] == 1
+
+    def test_processing_a_batch_again_changes_nothing(self, db, shop):
+        events = [_store(db, shop, f"R-{i}", order_body(f"R-{i}", coupon_codes=[shop.coupon_code])) for i in range(4)]
+        service.process_batch(db, events)
+        before = counts(db, shop.brand_id)
+
+        again = service.replay(db, brand_id=shop.brand_id, include_handled=True)
+        for event in events:
+            db.refresh(event)
+            event.handled_at = None  # as if the handled mark had been lost: the order id still guards
+        service.process_batch(db, events)
+
+        assert again == {"seen": 4, "processed": 0, "failed": 0, "unchanged": 4}
+        assert counts(db, shop.brand_id) == before
+
+    def test_two_events_for_one_order_apply_it_once(self, db, shop):
+        first = _store(db, shop, "D-1", order_body("D-1", coupon_codes=[shop.coupon_code]))
+        event, _ = service.store(
+            db,
+            brand_id=shop.brand_id,
+            source="csv",
+            kind="order",
+            external_id="D-1",
+            body=order_body("D-1", coupon_codes=[shop.coupon_code]),
+        )
+
+        result = service.process_batch(db, [first, event])
+
+        assert set(result.values()) == {""}
+        assert counts(db, shop.brand_id)["orders"] == 1
+        assert len(_lines(db, "D-1")) == 2
+
+
 def _woo_723(**changes) -> dict:  # type: ignore[no-untyped-def, type-arg]
     order = next(o for o in json.loads(fixture_bytes(WOO_ORDERS_LIST)) if o["id"] == 723)
     order.update(changes)
