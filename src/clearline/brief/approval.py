@@ -72,6 +72,21 @@ def queue(
     return list(session.scalars(stmt))
 
 
+def steps_for(session: Session, actor: Actor, *, subject_type: str, subject_ids: list[int]) -> list[ApprovalStep]:
+    """Every review of the given briefs or creatives on the actor's brands, whichever role holds it, oldest first:
+    the history each page shows beside its subject."""
+    stmt = (
+        select(ApprovalStep)
+        .where(
+            ApprovalStep.subject_type == subject_type,
+            ApprovalStep.subject_id.in_(subject_ids),
+            brand_filter(actor, ApprovalStep.brand_id),
+        )
+        .order_by(ApprovalStep.opened_at, ApprovalStep.id)
+    )
+    return list(session.scalars(stmt))
+
+
 def decide(session: Session, actor: Actor, *, step_id: int, decision: str, comment: str = "") -> ApprovalStep:
     """The step's role decides; approver, time and comment are recorded, and the subject moves on."""
     step = session.scalar(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +13,9 @@ from clearline.brand import repository as brand_repository
 from clearline.brief import approval, creative, service
 from clearline.campaign import repository as campaign_repository
 from clearline.catalog import repository as catalog_repository
+from clearline.creator import repository as creator_repository
 from clearline.kit.clock import utcnow
-from clearline.models import ApprovalStep, Brand, Brief, Campaign, Creative, Offer
+from clearline.models import ApprovalStep, Brand, Brief, Campaign, Creative, CreativeVersion, Offer
 
 
 @dataclass
@@ -35,6 +37,14 @@ class BriefView:
     creatives: list[tuple[Creative, list[dict[str, str]]]]
     can_write: bool
     can_schedule: bool
+    creative_steps: dict[int, list[ApprovalStep]] = field(default_factory=dict)
+    versions: dict[int, list[CreativeVersion]] = field(default_factory=dict)
+    handles: dict[int, str] = field(default_factory=dict)
+    now: dt.datetime | None = None
+
+    def is_late(self, step: ApprovalStep) -> bool:
+        """Decided after its due time, or still open past it."""
+        return (step.decided_at or self.now or step.due_at) > step.due_at
 
 
 @dataclass
@@ -64,13 +74,21 @@ def brief_detail(session: Session, actor: Actor, *, brief_id: int) -> BriefView:
     brief = service.get_brief(session, actor, brief_id)
     now = utcnow()
     made = creative.list_creatives(session, actor, brief_id=brief.id)
+    ids = [c.id for c in made]
+    creative_steps: dict[int, list[ApprovalStep]] = {}
+    for step in approval.steps_for(session, actor, subject_type="creative", subject_ids=ids):
+        creative_steps.setdefault(step.subject_id, []).append(step)
     return BriefView(
         brief=brief,
-        steps=[s for s in approval.queue(session, actor, brand_id=brief.brand_id, include_decided=True)
-               if s.subject_type == "brief" and s.subject_id == brief.id],
+        steps=approval.steps_for(session, actor, subject_type="brief", subject_ids=[brief.id]),
         creatives=[(c, creative.missing_for_schedule(session, c, at=now)) for c in made],
         can_write=actor.has_any(("marketing", "admin"), brief.brand_id),
-        can_schedule=actor.has_any(("social_ops", "admin"), brief.brand_id))
+        can_schedule=actor.has_any(("social_ops", "admin"), brief.brand_id),
+        creative_steps=creative_steps,
+        versions=creative.versions_of(session, actor, ids),
+        handles={c.id: f"@{c.handle}"
+                 for c in creator_repository.list_creators(session, actor, brand_id=brief.brand_id)},
+        now=now)
 
 
 def approvals(session: Session, actor: Actor) -> list[QueueItem]:
