@@ -13,6 +13,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import cast
 
 from sqlalchemy import BigInteger, String, Table, any_, bindparam, func, insert, select, text
@@ -42,7 +43,7 @@ class Account:
     kind: str
     currency: str
 
-    @property
+    @cached_property
     def code(self) -> str:
         return f"b{self.brand_id}:{self.owner_type}:{self.owner_id}:{self.kind}:{self.currency}"
 
@@ -115,25 +116,34 @@ def _account_ids(session: Session, accounts: Iterable[Account]) -> dict[str, int
     return found
 
 
-# PostgreSQL: a chunk is one statement. The entries arrive as arrays and are inserted in the caller's order
-# (ORDER BY ordinality, so ids follow it); the postings insert only for the entries that were new, which the
-# ON CONFLICT on the unique key decides, so a replayed key adds nothing even under concurrent posting.
+# PostgreSQL: a chunk is one statement. The entries arrive as arrays, one element per transfer, and are inserted
+# in the caller's order (ORDER BY ordinality, so ids follow it); each new entry's two postings are made from the
+# same arrays (debit then credit), only for the entries that were new, which the ON CONFLICT on the unique key
+# decides, so a replayed key adds nothing even under concurrent posting.
 _POST_POSTGRESQL = text("""
-WITH new AS (
+WITH input AS (
+    SELECT *
+    FROM unnest(:keys, :kinds, :brand_ids, :line_ids, :memos, :effective_ats, :debits, :credits, :amounts,
+                :currencies)
+         WITH ORDINALITY AS e(key, kind, brand_id, commission_line_id, memo, effective_at, debit, credit, amount,
+                              currency, n)
+), new AS (
     INSERT INTO ledger_entries (key, kind, brand_id, commission_line_id, memo, effective_at, created_at)
-    SELECT e.key, e.kind, e.brand_id, e.commission_line_id, e.memo, e.effective_at, :now
-    FROM unnest(:keys, :kinds, :brand_ids, :line_ids, :memos, :effective_ats)
-         WITH ORDINALITY AS e(key, kind, brand_id, commission_line_id, memo, effective_at, n)
-    ORDER BY e.n
+    SELECT key, kind, brand_id, commission_line_id, memo, effective_at, :now
+    FROM input
+    ORDER BY n
     ON CONFLICT (key) DO NOTHING
     RETURNING id, key
 ), postings AS (
     INSERT INTO ledger_postings (entry_id, account_id, amount, currency)
-    SELECT new.id, p.account_id, p.amount, p.currency
-    FROM unnest(:posting_keys, :account_ids, :amounts, :currencies)
-         WITH ORDINALITY AS p(key, account_id, amount, currency, n)
-    JOIN new ON new.key = p.key
-    ORDER BY p.n
+    SELECT new.id,
+           CASE WHEN side.is_credit THEN input.credit ELSE input.debit END,
+           CASE WHEN side.is_credit THEN input.amount ELSE -input.amount END,
+           input.currency
+    FROM new
+    JOIN input ON input.key = new.key
+    CROSS JOIN (VALUES (false), (true)) AS side(is_credit)
+    ORDER BY input.n, side.is_credit
 )
 SELECT key FROM new
 """).bindparams(
@@ -144,23 +154,14 @@ SELECT key FROM new
     bindparam("memos", type_=ARRAY(String)),
     bindparam("effective_ats", type_=ARRAY(UTCDateTime())),
     bindparam("now", type_=UTCDateTime()),
-    bindparam("posting_keys", type_=ARRAY(String)),
-    bindparam("account_ids", type_=ARRAY(BigInteger)),
+    bindparam("debits", type_=ARRAY(BigInteger)),
+    bindparam("credits", type_=ARRAY(BigInteger)),
     bindparam("amounts", type_=ARRAY(BigInteger)),
     bindparam("currencies", type_=ARRAY(String)),
 )
 
 
 def _write_postgresql(session: Session, batch: list[Transfer], accounts: dict[str, int], now: dt.datetime) -> set[str]:
-    posting_keys: list[str] = []
-    account_ids: list[int] = []
-    amounts: list[int] = []
-    currencies: list[str] = []
-    for t in batch:
-        posting_keys += (t.key, t.key)
-        account_ids += (accounts[t.debit.code], accounts[t.credit.code])
-        amounts += (-t.amount, t.amount)
-        currencies += (t.debit.currency, t.credit.currency)
     rows = session.execute(
         _POST_POSTGRESQL,
         {
@@ -171,10 +172,10 @@ def _write_postgresql(session: Session, batch: list[Transfer], accounts: dict[st
             "memos": [t.memo[:300] for t in batch],
             "effective_ats": [t.effective_at or now for t in batch],
             "now": now,
-            "posting_keys": posting_keys,
-            "account_ids": account_ids,
-            "amounts": amounts,
-            "currencies": currencies,
+            "debits": [accounts[t.debit.code] for t in batch],
+            "credits": [accounts[t.credit.code] for t in batch],
+            "amounts": [t.amount for t in batch],
+            "currencies": [t.debit.currency for t in batch],
         },
     )
     return {key for (key,) in rows}
