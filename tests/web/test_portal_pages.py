@@ -169,7 +169,11 @@ class TestCreatorPortal:
         expect(pilot_page.locator('dl.tiles[data-currency="USD"] .paid dd')).to_have_text(
             usd(sum(x.total_amount for x in payouts))
         )
-        expect(pilot_page.locator("#briefs")).to_have_count(0)
+        briefs = pilot_page.locator("#briefs")
+        expect(briefs.locator("h2")).to_contain_text("Briefs for your roster")
+        for handle in ("@gus.grooms", "@hana.hue", "@ivy.inks"):
+            expect(briefs.locator("section.creative h4", has_text=handle)).to_have_count(1)
+        expect(briefs).not_to_contain_text("@anna.glow")
 
 
 class TestPortalMoneyAndAccess:
