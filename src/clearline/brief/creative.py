@@ -106,6 +106,7 @@ def create_creative(
 ) -> Creative:
     """A creative for one channel, by the creator (itself, its agency, or the brand's marketing or social ops)
     answering an approved brief."""
+    brief: Brief | None
     if actor.creator_id is None and actor.agency_id is None:
         brief = get_brief(session, actor, brief_id)
     else:
