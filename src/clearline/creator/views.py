@@ -162,6 +162,11 @@ class PortalView:
         """Whom a new creative can be for: the creator itself, or an agency's roster."""
         return [self.creator] if self.creator is not None else list(self.contracts.roster)
 
+    @property
+    def channels(self) -> list[str]:
+        """The channels a new creative can be for: those of the creator, or of anyone on the roster."""
+        return sorted({ch for maker in self.makers for ch in maker.channels})
+
     def handle(self, creator_id: int) -> str:
         return next((f"@{c.handle}" for c in self.makers if c.id == creator_id), f"creator #{creator_id}")
 
