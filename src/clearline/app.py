@@ -24,6 +24,7 @@ from clearline.creator.endpoints import router as creator_router
 from clearline.ingest.endpoints import router as ingest_router
 from clearline.kit.errors import ClearlineError
 from clearline.link.endpoints import router as link_router
+from clearline.link.redirect import RedirectMiddleware
 from clearline.payout.endpoints import router as payout_router
 
 STATIC = Path(__file__).parent / "web" / "static"
@@ -57,7 +58,7 @@ def create_app(*, jobs: bool = False) -> FastAPI:
     """The application. ``jobs`` also runs the periodic-job consumer in-process (``clearline serve``)."""
     from clearline.config import get_settings
     from clearline.kit.db import get_engine
-    from clearline.link.redirect import RedirectMiddleware, Redirector
+    from clearline.link.redirect import Redirector
 
     settings = get_settings()
     redirector = Redirector(
@@ -96,7 +97,6 @@ def create_app(*, jobs: bool = False) -> FastAPI:
 
     app.state.postbacks = PostbackIntake(get_engine())  # started and stopped by its middleware with the app
     app.add_middleware(PostbackMiddleware, intake=app.state.postbacks)
-    app.add_middleware(RedirectMiddleware, redirector=redirector)
     app.include_router(_api_router())
 
     from clearline.web.pages import router as pages_router
@@ -128,6 +128,8 @@ def create_app(*, jobs: bool = False) -> FastAPI:
     return app
 
 
-def create_served_app() -> FastAPI:
-    """What `clearline serve` runs: the application plus the in-process periodic jobs."""
-    return create_app(jobs=True)
+def create_served_app() -> RedirectMiddleware:
+    """What `clearline serve` runs: the application plus the in-process periodic jobs, behind the redirect
+    hot path as the outermost ASGI callable (a redirect meets no framework layer; lifespan reaches FastAPI)."""
+    app = create_app(jobs=True)
+    return RedirectMiddleware(app, app.state.redirector)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
+import threading
+import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -150,6 +155,12 @@ class TestClickIds:
         assert Signer("another-secret", "click-id").unsign(signed) is None
         assert Signer(SECRET, "other-purpose").unsign(signed) is None
 
+    def test_signature_is_hmac_sha256_of_the_id_under_the_purpose_key(self):
+        key = hmac.new(SECRET.encode(), b"click-id", hashlib.sha256).digest()
+        mac = hmac.new(key, b"01JDX4Q8ZB7AB", hashlib.sha256).digest()
+        expected = "01JDX4Q8ZB7AB." + base64.urlsafe_b64encode(mac).decode()[:16]
+        assert Signer(SECRET, "click-id").sign("01JDX4Q8ZB7AB") == expected
+
 
 class TestNotLive:
     def test_unknown_code_is_404(self, web):
@@ -226,8 +237,6 @@ class TestMapStaysCurrent:
         assert urlsplit(web.get(f"/r/{link.code}").headers["location"]).path == "/new"
 
     def test_poller_picks_up_changes_without_being_asked(self, ops_session, program):
-        import time
-
         hot = Redirector(program.engine, secret_key=SECRET, poll_interval=0.05)
         hot.start()
         try:
@@ -276,4 +285,35 @@ class TestNoClickLost:
         assert hot.writer.flush() == 0 and hot.writer.pending == 1
         hot.writer.engine = real_engine
         assert hot.writer.flush() == 1
+        hot.stop()
+
+    def test_a_flush_waits_for_the_one_in_progress(self, ops_session, program):
+        """Shutdown's flush must not find the buffer empty while the writer thread's flush can still fail
+        and put its clicks back: they would stay in memory after the last flush."""
+        link = issue(ops_session, program)
+        hot = Redirector(program.engine, secret_key=SECRET, poll_interval=3600)
+        hot.start()
+        hot.writer.stop()
+        TestClient(RedirectMiddleware(_framework, hot), follow_redirects=False).get(f"/r/{link.code}")
+        real_engine, entered, release = hot.writer.engine, threading.Event(), threading.Event()
+
+        class Failing:
+            def begin(self):  # type: ignore[no-untyped-def]
+                entered.set()
+                release.wait(5)
+                raise RuntimeError("database down")
+
+        hot.writer.engine = Failing()  # type: ignore[assignment]
+        first = threading.Thread(target=hot.writer.flush)
+        first.start()
+        assert entered.wait(5)
+        hot.writer.engine = real_engine
+        second: list[int] = []
+        waiting = threading.Thread(target=lambda: second.append(hot.writer.flush()))
+        waiting.start()
+        time.sleep(0.1)
+        release.set()
+        first.join(5)
+        waiting.join(5)
+        assert second == [1] and hot.writer.pending == 0
         hot.stop()

@@ -87,6 +87,8 @@ def serve(
     uvicorn.run(
         "clearline.app:create_served_app",
         factory=True,
+        # uvicorn's HTTP protocol with redirects answered ahead of ASGI (clearline/link/protocol.py says why)
+        http="clearline.link.protocol:RedirectProtocol",
         host=host,
         workers=workers,
         port=port or int(os.environ.get("PORT", "8000")),

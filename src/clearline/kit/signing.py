@@ -34,10 +34,22 @@ class Signer:
 
     def __init__(self, secret: str, purpose: str) -> None:
         self._key = hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
+        # HMAC-SHA256 (RFC 2104) with its padded-key states hashed once: each signature then copies two
+        # states instead of setting up a new HMAC, half the cost on the redirect hot path.
+        block = self._key.ljust(hashlib.sha256().block_size, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
     def signature(self, value: str) -> str:
-        mac = hmac.new(self._key, value.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac).decode()[:SIGNATURE_CHARS]
+        return self.sign_bytes(value.encode()).rpartition(b".")[2].decode()
+
+    def sign_bytes(self, value: bytes) -> bytes:
+        """``<value>.<signature>`` as bytes, the redirect hot path's form."""
+        inner = self._inner.copy()
+        inner.update(value)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return value + b"." + base64.urlsafe_b64encode(outer.digest()[: SIGNATURE_CHARS * 3 // 4])
 
     def sign(self, value: str) -> str:
         return f"{value}.{self.signature(value)}"

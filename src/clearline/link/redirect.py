@@ -1,9 +1,13 @@
 """The redirect hot path: `GET /r/{code}` answered from memory, clicks logged in batches.
 
-A small ASGI handler sits in front of FastAPI. It never touches the ORM: a `LinkMap` holds every link
-in memory and follows the `link_changes` feed (so every worker process sees rotations, sign-offs and
-retirements within a poll interval); a `ClickWriter` buffers clicks and inserts them in one statement
-every ~50 ms, and flushes on graceful shutdown — at most one interval of clicks is at risk on a crash.
+It never touches the ORM. A `LinkMap` holds every link in memory, with its response bytes built once, and
+follows the `link_changes` feed (so every worker process sees rotations, sign-offs and retirements within a
+poll interval); a `ClickWriter` buffers clicks and inserts them in one statement every ~50 ms, and flushes on
+graceful shutdown — at most one interval of clicks is at risk on a crash.
+
+Two front doors share `Redirector.click`: `RedirectMiddleware`, the outermost ASGI callable (any ASGI server,
+the tests), and `clearline.link.protocol.RedirectProtocol`, which `clearline serve` runs inside uvicorn so a
+redirect costs no ASGI round trip at all.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import hashlib
 import hmac
 import logging
 import re
+import sqlite3
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -48,24 +53,39 @@ CLICK_COLUMNS = (
     "is_repeat",
     "outcome",
 )
-_CLICK_KEYS = frozenset(CLICK_COLUMNS)
-_SQLITE_INSERT = (
-    f"INSERT INTO {Click.__tablename__} ({', '.join(CLICK_COLUMNS)}) "  # noqa: S608 - fixed names only
-    f"VALUES ({', '.join('?' * len(CLICK_COLUMNS))})"
-)
+# A click row is a tuple in CLICK_COLUMNS order, `at` as epoch seconds and the header values as raw bytes:
+# turning them into column values is left to the writer thread, once per batch.
+ClickRow = tuple[str, int, float, str, bytes, bytes, bytes, bool, bool, str]
+
+_SQLITE_INSERT = f"INSERT INTO {Click.__tablename__} ({', '.join(CLICK_COLUMNS)}) VALUES "  # noqa: S608 - fixed names
+_SQLITE_ROW = f"({', '.join('?' * len(CLICK_COLUMNS))})"
+# Rows per multi-row INSERT: within SQLite's bound-parameter limit (999 before 3.32, 32766 since).
+_SQLITE_CHUNK = 500 if sqlite3.sqlite_version_info >= (3, 32) else 99
 _PG_COPY = f"COPY {Click.__tablename__} ({', '.join(CLICK_COLUMNS)}) FROM STDIN"
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_URL_SAFE = "/:?#[]@!$&'()*+,;=%~"
+
+# What every redirect answer carries besides the Location; the fast protocol adds uvicorn's date/server lines.
+STATUS_302 = b"HTTP/1.1 302 Found\r\n"
+_FIXED_HEADERS = b"cache-control: no-store\r\ncontent-length: 0\r\nlocation: "
+_CACHE_LIMIT = 65_536
 
 
 @dataclass(slots=True)
 class Entry:
     link_id: int
     status: str
-    head: str  # destination with UTM parameters, ending in "clid=" ready for the signed click id
-    tail: str  # the destination's fragment, if any
-    fallback: str
+    head: bytes  # Location up to the signed click id: destination, UTM parameters, "clid="
+    tail: bytes  # the destination's fragment, if any
+    fallback: bytes
     expires_at: float
     single_use: bool
     used: bool
+    live_headers: bytes  # the header lines of a live answer up to the signed click id ...
+    live_end: bytes  # ... and after it, through the blank line
+    fallback_headers: bytes  # every header line of a fallback answer, through the blank line
+    plain: bool  # live and reusable: "live" until expires_at, no database needed
 
 
 def split_for_click_id(destination: str, utm: dict[str, str]) -> tuple[str, str]:
@@ -77,12 +97,47 @@ def split_for_click_id(destination: str, utm: dict[str, str]) -> tuple[str, str]
     return head, ("#" + parts.fragment) if parts.fragment else ""
 
 
+def _header_value(url: str) -> bytes:
+    """A URL as a Location value: non-ASCII characters percent-encoded as UTF-8, existing escapes kept."""
+    return quote(url, safe=_URL_SAFE).encode("ascii")
+
+
+def make_entry(
+    *,
+    link_id: int,
+    status: str,
+    destination: str,
+    utm: dict[str, str],
+    fallback: str,
+    expires_at: dt.datetime,
+    single_use: bool,
+    used: bool,
+) -> Entry:
+    head, tail = (_header_value(part) for part in split_for_click_id(destination, utm))
+    fallback_value = _header_value(fallback)
+    return Entry(
+        link_id=link_id,
+        status=status,
+        head=head,
+        tail=tail,
+        fallback=fallback_value,
+        expires_at=(expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=dt.UTC)).timestamp(),
+        single_use=single_use,
+        used=used,
+        live_headers=_FIXED_HEADERS + head,
+        live_end=tail + b"\r\n\r\n",
+        fallback_headers=_FIXED_HEADERS + fallback_value + b"\r\n\r\n",
+        plain=status == "live" and not single_use,
+    )
+
+
 class LinkMap:
     """code -> Entry for every link, refreshed from the `link_changes` feed."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.entries: dict[str, Entry] = {}
+        self.by_raw_code: dict[bytes, Entry] = {}  # the same entries keyed as the code arrives on the wire
         self.cursor = 0
         self._lock = threading.Lock()
 
@@ -101,19 +156,17 @@ class LinkMap:
 
     def _store(self, rows: Any) -> None:
         for row in rows:
-            head, tail = split_for_click_id(row.destination_url, row.utm or {})
-            self.entries[row.code] = Entry(
+            entry = self.entries[row.code] = make_entry(
                 link_id=row.id,
                 status=row.status,
-                head=head,
-                tail=tail,
+                destination=row.destination_url,
+                utm=row.utm or {},
                 fallback=row.fallback_url,
-                expires_at=row.expires_at.replace(tzinfo=dt.UTC).timestamp()
-                if row.expires_at.tzinfo is None
-                else row.expires_at.timestamp(),
+                expires_at=row.expires_at,
                 single_use=row.is_single_use,
                 used=row.used_at is not None,
             )
+            self.by_raw_code[row.code.encode("latin-1", "replace")] = entry
 
     def load(self) -> None:
         with self._lock, self.engine.connect() as conn:
@@ -135,36 +188,91 @@ class LinkMap:
             return len(ids)
 
 
-def _sqlite_at(at: dt.datetime) -> str:
-    """What SQLAlchemy stores for a `UTCDateTime` on SQLite: naive UTC, always six fraction digits."""
-    if at.utcoffset():
-        at = at.astimezone(dt.UTC)
-    date = f"{at.year:04d}-{at.month:02d}-{at.day:02d}"
-    return f"{date} {at.hour:02d}:{at.minute:02d}:{at.second:02d}.{at.microsecond:06d}"
+class _Stamps:
+    """Timestamps as column text, formatting each second once (a batch holds thousands of clicks per second)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def text(self, at: float) -> str:
+        """Naive UTC with six fraction digits: what SQLAlchemy stores for a `UTCDateTime` on SQLite."""
+        second = int(at)
+        if second != self._second:
+            self._second, self._prefix = second, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((at - second) * 1e6):06d}"
 
 
-def insert_clicks(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert one batch without SQLAlchemy's per-row parameter processing, which cost more than the insert:
-    SQLite gets one executemany of plain tuples, PostgreSQL (psycopg) one COPY. Rows with other keys than
-    CLICK_COLUMNS, and other drivers, take the Core insert."""
-    if not all(row.keys() == _CLICK_KEYS for row in rows):
-        conn.execute(insert(Click), rows)
-    elif conn.dialect.name == "sqlite":
+def _copy_text(value: bytes, limit: int) -> str:
+    text = value[:limit].decode("latin-1")
+    return text.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(text) else text
+
+
+def insert_clicks(conn: Connection, rows: list[ClickRow]) -> None:
+    """Insert one batch without SQLAlchemy's per-row parameter processing, which costs more than the insert:
+    SQLite gets multi-row INSERTs of plain values, PostgreSQL (psycopg) one COPY of text built here; other
+    drivers take the Core insert."""
+    stamps = _Stamps()
+    if conn.dialect.name == "sqlite":
         values = [
-            (r["click_id"], r["link_id"], _sqlite_at(r["at"]), r["ip_hash"], r["user_agent"], r["referrer"])
-            + (r["country"], r["is_bot"], r["is_repeat"], r["outcome"])
-            for r in rows
+            value
+            for c, link, at, ip, agent, ref, country, bot, repeat, outcome in rows
+            for value in (
+                c,
+                link,
+                stamps.text(at),
+                ip,
+                agent[:512].decode("latin-1"),
+                ref[:1000].decode("latin-1"),
+                country[:2].upper().decode("latin-1"),
+                bot,
+                repeat,
+                outcome,
+            )
         ]
-        conn.exec_driver_sql(_SQLITE_INSERT, values)
+        # Not executemany: sqlite3 releases and retakes the GIL around every row's step, and under load each
+        # retake waits for the event loop's thread; one statement per chunk takes it once per chunk.
+        width = len(CLICK_COLUMNS)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        for first in range(0, len(rows), _SQLITE_CHUNK):
+            count = min(_SQLITE_CHUNK, len(rows) - first)
+            cursor.execute(
+                _SQLITE_INSERT + ",".join([_SQLITE_ROW] * count),
+                values[first * width : (first + count) * width],
+            )
+        cursor.close()
     elif conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        text = "".join(
+            [
+                f"{c}\t{link}\t{stamps.text(at)}+00\t{ip}\t{_copy_text(agent, 512)}\t{_copy_text(ref, 1000)}\t"
+                f"{_copy_text(country[:2].upper(), 2)}\t{'t' if bot else 'f'}\t{'t' if repeat else 'f'}\t{outcome}\n"
+                for c, link, at, ip, agent, ref, country, bot, repeat, outcome in rows
+            ]
+        )
         with (
             conn.connection.driver_connection.cursor() as cursor,  # type: ignore[union-attr]
             cursor.copy(_PG_COPY) as copy,
         ):
-            for row in rows:
-                copy.write_row([row[name] for name in CLICK_COLUMNS])
+            copy.write(text)
     else:
-        conn.execute(insert(Click), rows)
+        conn.execute(
+            insert(Click),
+            [
+                {
+                    "click_id": c,
+                    "link_id": link,
+                    "at": dt.datetime.fromtimestamp(at, dt.UTC),
+                    "ip_hash": ip,
+                    "user_agent": agent[:512].decode("latin-1"),
+                    "referrer": ref[:1000].decode("latin-1"),
+                    "country": country[:2].upper().decode("latin-1"),
+                    "is_bot": bot,
+                    "is_repeat": repeat,
+                    "outcome": outcome,
+                }
+                for c, link, at, ip, agent, ref, country, bot, repeat, outcome in rows
+            ],
+        )
 
 
 class ClickWriter:
@@ -174,33 +282,36 @@ class ClickWriter:
         self.engine = engine
         self.interval = interval
         self.enabled = enabled
-        self._buffer: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        # A deque: appending and taking from the left are atomic, so a click takes no lock (a list swapped
+        # under a flush could lose an append that had already fetched the old list).
+        self._buffer: deque[ClickRow] = deque()
+        self._flushing = threading.Lock()  # one flush at a time, from taking the rows to putting back failures
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.written = 0
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: ClickRow) -> None:
         if self.enabled:
-            with self._lock:
-                self._buffer.append(row)
+            self._buffer.append(row)
 
     def flush(self) -> int:
-        with self._lock:
-            rows, self._buffer = self._buffer, []
-        if not rows:
-            return 0
-        try:
-            with self.engine.begin() as conn:
-                insert_clicks(conn, rows)
-        except Exception:
-            # Never drop accepted clicks: put them back and retry on the next tick.
-            log.exception("click flush failed; %d clicks kept for retry", len(rows))
-            with self._lock:
-                self._buffer[:0] = rows
-            return 0
-        self.written += len(rows)
-        return len(rows)
+        # Held for the whole flush: a second flush (shutdown's, while the thread's is still writing) must not
+        # find the buffer empty and return while the first can still fail and put its rows back.
+        with self._flushing:
+            buffer = self._buffer
+            rows = [buffer.popleft() for _ in range(len(buffer))]
+            if not rows:
+                return 0
+            try:
+                with self.engine.begin() as conn:
+                    insert_clicks(conn, rows)
+            except Exception:
+                # Never drop accepted clicks: put them back and retry on the next tick.
+                log.exception("click flush failed; %d clicks kept for retry", len(rows))
+                buffer.extendleft(reversed(rows))
+                return 0
+            self.written += len(rows)
+            return len(rows)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -208,6 +319,7 @@ class ClickWriter:
 
     def start(self) -> None:
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="click-writer", daemon=True)
             self._thread.start()
 
@@ -232,15 +344,15 @@ class Repeats:
     def __init__(self, window: float = REPEAT_WINDOW_S, max_entries: int = 2_000_000) -> None:
         self.window = window
         self.max_entries = max_entries
-        self._seen: OrderedDict[tuple[int, bytes], tuple[str, float]] = OrderedDict()
+        self._seen: OrderedDict[int, tuple[str, float]] = OrderedDict()
 
-    def get(self, key: tuple[int, bytes], now: float) -> str | None:
+    def get(self, key: int, now: float) -> str | None:
         found = self._seen.get(key)
         if found is None or now - found[1] > self.window:
             return None
         return found[0]
 
-    def put(self, key: tuple[int, bytes], click_id: str, now: float) -> None:
+    def put(self, key: int, click_id: str, now: float) -> None:
         self._seen[key] = (click_id, now)
         while self._seen:
             oldest_key, (_, at) = next(iter(self._seen.items()))
@@ -250,7 +362,7 @@ class Repeats:
 
 
 class Redirector:
-    """Answers `/r/{code}`; everything else goes to the wrapped application."""
+    """Decides every `/r/{code}` answer and logs its click; the front doors only parse and write."""
 
     def __init__(self, engine: Engine, *, secret_key: str, log_clicks: bool = True, poll_interval: float = 0.5) -> None:
         self.engine = engine
@@ -258,7 +370,10 @@ class Redirector:
         self.writer = ClickWriter(engine, enabled=log_clicks)
         self.repeats = Repeats()
         self.click_ids = Signer(secret_key, "click-id")
+        self._sign = self.click_ids.sign_bytes
         self._ip_key = hmac.new(secret_key.encode(), b"ip-hash", hashlib.sha256).digest()
+        self._ip_hashes: dict[str, str] = {}
+        self._bots: dict[bytes, bool] = {}
         self.poll_interval = poll_interval
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
@@ -291,19 +406,72 @@ class Redirector:
                 log.exception("link map refresh failed")
 
     # --- the hot path -------------------------------------------------------------------------
-    def _claim_single_use(self, entry: Entry, now: float) -> bool:
+    @staticmethod
+    def outcome(entry: Entry, now: float) -> str | None:
+        """The click's outcome, or None for a single-use link not yet used (only the database can claim it)."""
+        if entry.status != "live":
+            return entry.status if entry.status in ("expired", "retired") else "not_live"
+        if now >= entry.expires_at:
+            return "expired"
+        if entry.single_use:
+            return "used" if entry.used else None
+        return "live"
+
+    def claim_single_use(self, entry: Entry, now: float) -> str:
+        """Mark a single-use link used, once across every worker; "live" for the one request that did."""
+        at = dt.datetime.fromtimestamp(now, dt.UTC)
         with self.engine.begin() as conn:
             claimed = conn.execute(
-                update(Link)
-                .where(Link.id == entry.link_id, Link.used_at.is_(None))
-                .values(used_at=dt.datetime.fromtimestamp(now, dt.UTC))
+                update(Link).where(Link.id == entry.link_id, Link.used_at.is_(None)).values(used_at=at)
             ).rowcount
             if claimed:
-                conn.execute(
-                    insert(LinkChange).values(link_id=entry.link_id, at=dt.datetime.fromtimestamp(now, dt.UTC))
-                )
+                conn.execute(insert(LinkChange).values(link_id=entry.link_id, at=at))
         entry.used = True
-        return bool(claimed)
+        return "live" if claimed else "used"
+
+    def click(
+        self,
+        entry: Entry,
+        now: float,
+        outcome: str,
+        ip: str,
+        agent: bytes,
+        referrer: bytes,
+        country: bytes,
+        head: bool,
+        /,
+    ) -> bytes | None:
+        """Log one click; returns the signed click id for a live link, None when the answer is the fallback.
+        (Positional only: it runs once per redirect, and keyword arguments cost a measurable share of it.)"""
+        ip_hash = self._ip_hashes.get(ip)
+        if ip_hash is None:
+            if len(self._ip_hashes) >= _CACHE_LIMIT:
+                self._ip_hashes.clear()
+            ip_hash = self._ip_hashes[ip] = hmac.digest(self._ip_key, ip.encode(), "sha256").hex()
+        is_bot = self._bots.get(agent)
+        if is_bot is None:
+            if len(self._bots) >= _CACHE_LIMIT:
+                self._bots.clear()
+            is_bot = self._bots[agent] = BOT_AGENTS.search(agent) is not None
+        signed = None
+        is_repeat = False
+        if outcome == "live":
+            # One visitor is (link, ip hash, user agent); a 64-bit hash keys it: a collision only merges two
+            # visitors' repeat flags within the hour, in one process.
+            key = hash((entry.link_id, ip_hash, agent))
+            click_id = self.repeats.get(key, now)
+            if click_id is None:
+                click_id = time_ordered_id()
+                self.repeats.put(key, click_id, now)
+            else:
+                is_repeat = True
+            signed = self._sign(click_id.encode())
+        else:
+            click_id = time_ordered_id()
+        if self.writer.enabled:
+            bot = is_bot or head
+            self.writer.add((click_id, entry.link_id, now, ip_hash, agent, referrer, country, bot, is_repeat, outcome))
+        return signed
 
     async def handle(self, scope: dict[str, Any], send: Any, code: str) -> None:
         entry = self.links.entries.get(code)
@@ -311,66 +479,36 @@ class Redirector:
             await _respond(send, 404, None)
             return
         now = time.time()
-        headers = dict(scope["headers"])
-        outcome = "live"
-        if entry.status != "live":
-            outcome = entry.status if entry.status in ("expired", "retired") else "not_live"
-        elif now >= entry.expires_at:
-            outcome = "expired"
-        elif entry.single_use:
-            if entry.used:
-                outcome = "used"
-            else:
-                import anyio
+        outcome = self.outcome(entry, now)
+        if outcome is None:
+            import anyio
 
-                claimed = await anyio.to_thread.run_sync(self._claim_single_use, entry, now)
-                outcome = "live" if claimed else "used"
-        agent = headers.get(b"user-agent", b"")
-        ip = (scope.get("client") or ("", 0))[0] or ""
-        ip_hash = hmac.digest(self._ip_key, ip.encode(), "sha256").hex()
-        is_bot = scope["method"] == "HEAD" or bool(BOT_AGENTS.search(agent))
-        repeat_key = (entry.link_id, hashlib.blake2b(ip_hash.encode() + agent, digest_size=12).digest())
-        if outcome == "live":
-            click_id = self.repeats.get(repeat_key, now)
-            is_repeat = click_id is not None
-            if click_id is None:
-                click_id = time_ordered_id()
-                self.repeats.put(repeat_key, click_id, now)
-            location = entry.head + self.click_ids.sign(click_id) + entry.tail
-        else:
-            click_id, is_repeat, location = time_ordered_id(), False, entry.fallback
-        country = b""
-        for name in COUNTRY_HEADERS:
-            if name in headers:
-                country = headers[name][:2].upper()
-                break
-        self.writer.add(
-            {
-                "click_id": click_id,
-                "link_id": entry.link_id,
-                "at": dt.datetime.fromtimestamp(now, dt.UTC),
-                "ip_hash": ip_hash,
-                "user_agent": agent[:512].decode("latin-1"),
-                "referrer": headers.get(b"referer", b"")[:1000].decode("latin-1"),
-                "country": country.decode("latin-1"),
-                "is_bot": is_bot,
-                "is_repeat": is_repeat,
-                "outcome": outcome,
-            }
-        )
-        await _respond(send, 302, location)
+            outcome = await anyio.to_thread.run_sync(self.claim_single_use, entry, now)
+        agent = referrer = country = b""
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                agent = value
+            elif name == b"referer":
+                referrer = value
+            elif not country and name in COUNTRY_HEADERS:
+                country = value
+        client = scope.get("client")
+        ip = client[0] if client else ""
+        signed = self.click(entry, now, outcome, ip, agent, referrer, country, scope["method"] == "HEAD")
+        await _respond(send, 302, entry.fallback if signed is None else entry.head + signed + entry.tail)
 
 
-async def _respond(send: Any, status: int, location: str | None) -> None:
+async def _respond(send: Any, status: int, location: bytes | None) -> None:
     headers = [(b"cache-control", b"no-store"), (b"content-length", b"0")]
     if location is not None:
-        headers.append((b"location", location.encode("latin-1", "ignore")))
+        headers.append((b"location", location))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
 
 
 class RedirectMiddleware:
-    """Pure ASGI, first in line: `/r/{code}` goes to the Redirector, everything else to FastAPI."""
+    """Pure ASGI and the outermost app: `/r/{code}` goes to the Redirector, everything else (lifespan
+    included) to the wrapped application."""
 
     def __init__(self, app: Any, redirector: Redirector) -> None:
         self.app = app

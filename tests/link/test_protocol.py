@@ -1,0 +1,228 @@
+"""`clearline serve`'s HTTP protocol over real sockets: redirects answered ahead of ASGI, the rest by uvicorn."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from clearline.kit.signing import Signer
+from clearline.link.protocol import RedirectProtocol
+from clearline.link.redirect import RedirectMiddleware, Redirector
+from clearline.models import Click
+from tests.link.test_redirect import FALLBACK, SECRET, _framework, clicks, issue
+
+
+class Served:
+    """A uvicorn server with the redirect protocol on a free loopback port, in a thread of its own."""
+
+    def __init__(self, redirector: Redirector) -> None:
+        self.redirector = redirector
+        config = uvicorn.Config(
+            RedirectMiddleware(_framework, redirector),
+            http=RedirectProtocol,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+        )
+        self.server = uvicorn.Server(config)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 10
+        while not self.server.started and time.time() < deadline:
+            time.sleep(0.01)
+        assert self.server.started
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=5)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+
+
+def read_answers(conn: socket.socket, count: int) -> list[tuple[int, dict[str, str], bytes]]:
+    """`count` HTTP responses from the connection: status, headers (lowercased names) and body."""
+    data, answers = b"", []
+    while len(answers) < count:
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return answers
+            data += chunk
+        head, data = data.split(b"\r\n\r\n", 1)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
+        if headers.get("transfer-encoding") == "chunked":
+            while b"0\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            chunked, data = data.split(b"0\r\n\r\n", 1)
+            body = b"".join(chunked.split(b"\r\n")[1::2])
+        else:
+            length = int(headers.get("content-length", "0"))
+            while len(data) < length:
+                data += conn.recv(65536)
+            body, data = data[:length], data[length:]
+        answers.append((int(status_line.split()[1]), headers, body))
+    return answers
+
+
+def get(code: str, *headers: str, method: str = "GET") -> bytes:
+    return "\r\n".join([f"{method} /r/{code} HTTP/1.1", "Host: go.example.com", *headers, "", ""]).encode()
+
+
+@pytest.fixture
+def redirector(program) -> Iterator[Redirector]:  # type: ignore[no-untyped-def]
+    hot = Redirector(program.engine, secret_key=SECRET, poll_interval=3600)
+    hot.start()
+    yield hot
+    hot.stop()
+
+
+@pytest.fixture
+def served(redirector: Redirector) -> Iterator[Served]:
+    server = Served(redirector)
+    yield server
+    server.stop()
+
+
+class TestFastPath:
+    def test_live_link_answers_as_the_interface_says(self, served, redirector, ops_session, program):
+        link = issue(ops_session, program, sku="SKU-A1")
+        redirector.links.refresh()
+        with served.connect() as conn:
+            conn.sendall(get(link.code, "User-Agent: Mozilla/5.0", "Referer: https://ig.me/x", "CF-IPCountry: de"))
+            [(status, headers, body)] = read_answers(conn, 1)
+        assert (status, body, headers["cache-control"], headers["content-length"]) == (302, b"", "no-store", "0")
+        assert "date" in headers
+        location = urlsplit(headers["location"])
+        assert (location.netloc, location.path, location.fragment) == ("shop.example.com", "/p/1", "reviews")
+        query = parse_qs(location.query)
+        assert query["color"] == ["red"] and query["utm_term"] == ["sku-a1"]
+        click_id = Signer(SECRET, "click-id").unsign(query["clid"][0])
+        assert click_id is not None
+        redirector.writer.flush()
+        [click] = clicks(program, link.id)
+        assert (click.click_id, click.outcome, click.is_bot, click.is_repeat) == (click_id, "live", False, False)
+        assert (click.country, click.referrer, click.user_agent) == ("DE", "https://ig.me/x", "Mozilla/5.0")
+
+    def test_keep_alive_repeats_and_head_requests(self, served, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        with served.connect() as conn:
+            conn.sendall(get(link.code, "User-Agent: Phone A") + get(link.code, "User-Agent: Phone A"))
+            first, second = read_answers(conn, 2)
+            conn.sendall(get(link.code, "User-Agent: Phone A", method="HEAD"))
+            [third] = read_answers(conn, 1)
+        assert first[1]["location"] == second[1]["location"] == third[1]["location"]
+        redirector.writer.flush()
+        flags = [(c.is_repeat, c.is_bot) for c in clicks(program, link.id)]
+        assert flags == [(False, False), (True, False), (True, True)]
+
+    def test_not_live_link_goes_to_the_fallback(self, served, redirector, ops_session, program):
+        link = issue(ops_session, program, live=False)
+        redirector.links.refresh()
+        with served.connect() as conn:
+            conn.sendall(get(link.code))
+            [(status, headers, _)] = read_answers(conn, 1)
+        assert (status, headers["location"]) == (302, FALLBACK)
+
+    def test_a_trusted_proxy_names_the_client(self, served, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        with served.connect() as conn:
+            conn.sendall(get(link.code, "X-Forwarded-For: 203.0.113.7"))
+            read_answers(conn, 1)
+        redirector.writer.flush()
+        ip_key = hmac.new(SECRET.encode(), b"ip-hash", hashlib.sha256).digest()
+        [click] = clicks(program, link.id)
+        assert click.ip_hash == hmac.new(ip_key, b"203.0.113.7", hashlib.sha256).hexdigest()
+
+    def test_request_parameters_never_change_the_destination(self, served, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        with served.connect() as conn:
+            conn.sendall(get(f"{link.code}?url=https://evil.example.net&next=//evil.example.net"))
+            [(status, headers, _)] = read_answers(conn, 1)
+        assert status == 302 and urlsplit(headers["location"]).netloc == "shop.example.com"
+
+
+class TestHandOver:
+    def test_other_requests_on_the_connection_reach_the_framework(self, served, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        with served.connect() as conn:
+            request = get(link.code) + b"GET /api/v1/brands HTTP/1.1\r\nHost: x\r\n\r\n" + get(link.code)
+            conn.sendall(request)
+            answers = read_answers(conn, 3)
+        assert [status for status, _, _ in answers] == [302, 418, 302]
+        assert answers[0][1]["location"] == answers[2][1]["location"]  # the second redirect by the ASGI path
+
+    def test_unknown_code_is_404(self, served):
+        with served.connect() as conn:
+            conn.sendall(get("doesnotexist"))
+            [(status, _, _)] = read_answers(conn, 1)
+        assert status == 404
+
+    def test_a_body_is_never_read_as_the_next_request(self, served, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        with served.connect() as conn:
+            conn.sendall(get(link.code, "Content-Length: 27") + get("smuggled")[:27])
+            conn.sendall(get(link.code))
+            answers = read_answers(conn, 2)
+        assert [status for status, _, _ in answers] == [302, 302]
+
+    def test_posts_and_other_methods_reach_the_framework(self, served, ops_session, program):
+        link = issue(ops_session, program)
+        with served.connect() as conn:
+            conn.sendall(f"POST /r/{link.code} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi".encode())
+            [(status, _, body)] = read_answers(conn, 1)
+        assert (status, body) == (418, b"framework")
+
+    def test_single_use_link_is_claimed_through_the_database(self, served, redirector, ops_session, program):
+        link = issue(ops_session, program, is_single_use=True)
+        redirector.links.refresh()
+        with served.connect() as conn:
+            conn.sendall(get(link.code))
+            [(_, first, _)] = read_answers(conn, 1)
+        with served.connect() as conn:
+            conn.sendall(get(link.code))
+            [(_, second, _)] = read_answers(conn, 1)
+        assert "clid=" in first["location"] and second["location"] == FALLBACK
+
+
+class TestShutdown:
+    def test_graceful_stop_closes_idle_connections_and_keeps_every_click(self, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        redirector.writer.stop()  # nothing flushes on its own: only the shutdown can save them
+        before = len(clicks(program, link.id))
+        server = Served(redirector)
+        conn = server.connect()
+        for i in range(300):
+            conn.sendall(get(link.code, f"User-Agent: agent {i % 7}"))
+            assert read_answers(conn, 1)[0][0] == 302
+        assert redirector.writer.pending == 300
+        started = time.time()
+        server.stop()  # the keep-alive connection is still open: the protocol closes it
+        assert time.time() - started < 5
+        assert conn.recv(1) == b""
+        conn.close()
+        redirector.stop()
+        with Session(program.engine) as session:
+            stored = session.scalar(select(func.count()).select_from(Click).where(Click.link_id == link.id))
+        assert stored - before == 300
