@@ -280,9 +280,8 @@ def compute_lines(
 
 
 def post_accruals(session: Session, accrued: list[tuple[Order, list[CommissionLine]]]) -> None:
-    """Add many orders' new commission lines and post all their accruals in one ledger call."""
-    session.add_all([line for _, created in accrued for line in created])
-    session.flush()
+    """Post the accruals of many orders' new commission lines (already written, with their ids) in one ledger
+    call."""
     ledger.post(session, [t for order, created in accrued for t in accrual_transfers(order, created)])
 
 

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,7 @@ class CsvReport:
     rejected: list[csvio.RowError] = field(default_factory=list)
     failed_processing: int = 0
     source_rows: dict[int, dict[str, str]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per step: check, store, process
 
     def rejects_csv(self) -> str:
         """The rejected rows as they were in the file, each with its line number and every reason, so the
@@ -177,6 +179,7 @@ def import_orders(
     """Import an order CSV. Default: any bad row and nothing is imported (the 422 lists every bad row).
     With ``quarantine``: good orders are imported and bad rows are reported for a rejects file."""
     actor.require(*IMPORTERS, brand_id=brand.id)
+    started = time.perf_counter()
     grouped, errors, raw = _group(data)
     report = CsvReport(rows=len(raw), source_rows=raw)
     good: list[tuple[schemas.OrderIn, dict[str, Any], Rows]] = []
@@ -195,6 +198,7 @@ def import_orders(
             details=[e.as_dict() for e in errors],
         )
     # Store first, all of it in a few statements; then process what is new (or stored but still waiting).
+    checked = time.perf_counter()
     items = []
     for _, payload, _ in good:
         # Canonical JSON (what `service.body_digest` compares), so its digest is the digest of the text.
@@ -223,6 +227,7 @@ def import_orders(
             details=[e.as_dict() for e in errors],
         )
     report.rejected = errors
+    stored_at = time.perf_counter()
     for start in range(0, len(waiting), service.BATCH):
         chunk = dict(waiting[start : start + service.BATCH])
         events = list(session.scalars(select(InboxEvent).where(InboxEvent.id.in_(list(chunk)))))
@@ -231,6 +236,8 @@ def import_orders(
         session.flush()
         for event in events:
             session.expunge(event)
+    done = time.perf_counter()
+    report.seconds = {"check": checked - started, "store": stored_at - checked, "process": done - stored_at}
     audit.record(
         session,
         actor,

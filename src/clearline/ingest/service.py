@@ -19,7 +19,7 @@ from sqlalchemy import case, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from clearline.config import get_settings
-from clearline.ingest import schemas
+from clearline.ingest import bulk, schemas
 from clearline.kit import money
 from clearline.kit.clock import utcnow
 from clearline.kit.db import insert_ignore
@@ -403,11 +403,9 @@ def _apply_orders(session: Session, items: list[tuple[InboxEvent, schemas.OrderI
         known.add(key)
         new.append((event, data, _new_order(event.brand_id, data, source=event.source, event_id=event.id)))
     orders = [order for _, _, order in new]
-    session.add_all(orders)
-    session.flush()
+    bulk.insert_all(session, orders)
     lines = {order.id: _new_lines(order, data) for _, data, order in new}
-    session.add_all([line for group in lines.values() for line in group])
-    session.flush()
+    bulk.insert_all(session, [line for group in lines.values() for line in group])
     attribution_lookups = attribution_service.Lookups(session)
     attribution_lookups.prefetch(orders)
     attributions = []
@@ -416,8 +414,7 @@ def _apply_orders(session: Session, items: list[tuple[InboxEvent, schemas.OrderI
             attributions.append(attribution_service.decide(session, order=order, lookups=attribution_lookups))
         except Exception as exc:
             raise _EventFailed(event, data) from exc
-    session.add_all(attributions)
-    session.flush()
+    bulk.insert_all(session, attributions)
     commission_lookups = commission_service.Lookups(session)
     accrued = []
     for (event, data, order), attribution in zip(new, attributions, strict=True):
@@ -428,6 +425,7 @@ def _apply_orders(session: Session, items: list[tuple[InboxEvent, schemas.OrderI
         except Exception as exc:
             raise _EventFailed(event, data) from exc
         accrued.append((order, created))
+    bulk.insert_all(session, [line for _, created in accrued for line in created])
     commission_service.post_accruals(session, accrued)
     session.execute(
         update(InboxEvent)
@@ -436,11 +434,10 @@ def _apply_orders(session: Session, items: list[tuple[InboxEvent, schemas.OrderI
         .execution_options(synchronize_session="evaluate")
     )
     # Nothing in the batch needs these again: a long import keeps its session (and its flushes) small.
-    for obj in [*orders, *(x for group in lines.values() for x in group), *attributions]:
-        session.expunge(obj)
-    for _, created in accrued:
-        for line in created:
-            session.expunge(line)
+    written = [*orders, *(x for group in lines.values() for x in group), *attributions]
+    for obj in written + [line for _, created in accrued for line in created]:
+        if obj in session:
+            session.expunge(obj)
 
 
 # --- applying events ---------------------------------------------------------------------------------
