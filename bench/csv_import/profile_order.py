@@ -49,8 +49,12 @@ def main() -> int:
         report = run.run_import(data, meter)
         profiler.disable()
         wall = time.perf_counter() - started
-        print(f"{'SQLite' if server is None else 'PostgreSQL'}: {report.orders} orders imported, "
-              f"{report.failed_processing} failed, {wall:.2f} s, {wall / max(report.orders, 1) * 1000:.2f} ms per order")
+        per_order = wall / max(report.orders, 1) * 1000
+        print(
+            f"{'SQLite' if server is None else 'PostgreSQL'}: {report.orders} orders imported, "
+            f"{report.failed_processing} failed, {wall:.2f} s, {per_order:.2f} ms per order; steps: "
+            + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in report.seconds.items())
+        )
         for key in ("cumulative", "tottime"):
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats(key).print_stats(args.top)

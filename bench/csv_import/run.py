@@ -241,6 +241,13 @@ def main() -> int:
         ]
         for name, m in meters.items()
     ]
+    # The import's own steps, timed inside import_orders: validating the whole file, storing it raw in the
+    # inbox, processing the stored orders (attribution, commissions, ledger). CPU is not split per step.
+    steps = {step: first.seconds.get(step, 0.0) for step in ("check", "store", "process")}
+    stored_wall = steps["check"] + steps["store"]
+    for position, (step, seconds) in enumerate(steps.items(), start=2):
+        per_s = f"{rows / seconds if seconds else 0:,.0f}"
+        rows_table.insert(position, [f"  import: {step}", f"{rows:,}", f"{seconds:.2f}", per_s, "", "", ""])
     added = {table: after_import[table] - before[table] for table in before}
     import_ok = (
         first.orders == args.orders and first.duplicates == 0 and not first.rejected and first.failed_processing == 0
@@ -249,11 +256,17 @@ def main() -> int:
     unchanged = after_replay == after_import
     share = rate["import"] / rate["copy"]
     speedup = rate["replay"] / rate["import"]
+    stored_share = (rows / stored_wall) / rate["copy"] if stored_wall else 0.0
     targets = [
         [
-            f"import ≥ {MIN_SHARE_OF_COPY:.0%} of COPY's rows/s",
+            f"import ≥ {MIN_SHARE_OF_COPY:.0%} of COPY's rows/s (the whole import: checked, stored, processed)",
             f"{rate['import']:,.0f} / {rate['copy']:,.0f} = {share:.1%}",
             benchkit.verdict(share >= MIN_SHARE_OF_COPY),
+        ],
+        [
+            "  for information: checked and stored raw (durable, before processing) vs COPY",
+            f"{rows / stored_wall if stored_wall else 0:,.0f} / {rate['copy']:,.0f} = {stored_share:.1%}",
+            "(not the target)",
         ],
         [
             f"duplicate replay ≥ {MIN_REPLAY_SPEEDUP:g}× the import's rate",

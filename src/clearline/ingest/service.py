@@ -350,9 +350,7 @@ def process_batch(
     return results
 
 
-def _orders_batch(
-    session: Session, events: list[InboxEvent], parsed: dict[int, Any], results: dict[int, str]
-) -> None:
+def _orders_batch(session: Session, events: list[InboxEvent], parsed: dict[int, Any], results: dict[int, str]) -> None:
     items: list[tuple[InboxEvent, schemas.OrderIn]] = []
     for event in events:
         data = parsed.get(event.id)
