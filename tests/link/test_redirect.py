@@ -106,6 +106,15 @@ class TestLiveLink:
         assert click.country == "DE" and click.referrer == "https://ig.me/x"
         assert len(click.ip_hash) == 64 and "testclient" not in click.ip_hash
 
+    def test_header_values_are_stored_as_sent(self, web, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        agent, referrer = "Agent\\1.0\twith tab", "https://ex.ample/a\\b?q=1\t2"
+        web.get(f"/r/{link.code}", headers={"user-agent": agent, "referer": referrer})
+        redirector.writer.flush()
+        [click] = clicks(program, link.id)
+        assert (click.user_agent, click.referrer) == (agent, referrer)
+
     def test_request_parameters_never_change_the_destination(self, web, redirector, ops_session, program):
         link = issue(ops_session, program)
         redirector.links.refresh()

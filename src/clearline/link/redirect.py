@@ -21,6 +21,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -188,48 +189,73 @@ class LinkMap:
             return len(ids)
 
 
-class _Stamps:
-    """Timestamps as column text, formatting each second once (a batch holds thousands of clicks per second)."""
+class _Columns:
+    """Click rows as column values. Made by the writer thread, once per click, so it is kept lean: each second's
+    timestamp prefix is formatted once, and each distinct header value decoded (and escaped for COPY) once,
+    as the same user agents and referrers come back click after click."""
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._agents: dict[bytes, str] = {}
+        self._referrers: dict[bytes, str] = {}
+        self._countries: dict[bytes, str] = {}
 
-    def text(self, at: float) -> str:
-        """Naive UTC with six fraction digits: what SQLAlchemy stores for a `UTCDateTime` on SQLite."""
-        second = int(at)
-        if second != self._second:
-            self._second, self._prefix = second, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{int((at - second) * 1e6):06d}"
+    @staticmethod
+    def _text(cache: dict[bytes, str], value: bytes, limit: int, escape: bool) -> str:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        text = value[:limit].decode("latin-1")
+        if escape and _COPY_SPECIAL.search(text):
+            text = text.translate(_COPY_ESCAPES)
+        cache[value] = text
+        return text
+
+    def _rows(self, rows: list[ClickRow], escape: bool) -> Iterator[tuple[Any, ...]]:
+        """(click id, link id, timestamp text, ip hash, agent, referrer, country, bot, repeat, outcome) per row;
+        the timestamp as SQLAlchemy stores a `UTCDateTime` on SQLite: naive UTC, six fraction digits."""
+        agents, referrers, countries, text = self._agents, self._referrers, self._countries, self._text
+        second, prefix = -1, ""
+        for c, link, at, ip, agent, ref, country, bot, repeat, outcome in rows:
+            if int(at) != second:
+                second = int(at)
+                prefix = time.strftime("%Y-%m-%d %H:%M:%S.", time.gmtime(second))
+            agent_text = agents.get(agent)
+            if agent_text is None:
+                agent_text = text(agents, agent, 512, escape)
+            ref_text = referrers.get(ref)
+            if ref_text is None:
+                ref_text = text(referrers, ref, 1000, escape)
+            country_text = countries.get(country)
+            if country_text is None:
+                country_text = text(countries, country.upper(), 2, escape)
+            stamp = f"{prefix}{int((at - second) * 1e6):06d}"
+            yield c, link, stamp, ip, agent_text, ref_text, country_text, bot, repeat, outcome
+
+    def sqlite_values(self, rows: list[ClickRow]) -> list[Any]:
+        """Every row's values in one flat list."""
+        values: list[Any] = []
+        extend = values.extend
+        for row in self._rows(rows, escape=False):
+            extend(row)
+        return values
+
+    def copy_text(self, rows: list[ClickRow]) -> str:
+        """The rows in COPY's text format."""
+        return "".join(
+            [
+                f"{c}\t{link}\t{at}+00\t{ip}\t{agent}\t{ref}\t{country}\t{'t' if bot else 'f'}\t"
+                f"{'t' if repeat else 'f'}\t{outcome}\n"
+                for c, link, at, ip, agent, ref, country, bot, repeat, outcome in self._rows(rows, escape=True)
+            ]
+        )
 
 
-def _copy_text(value: bytes, limit: int) -> str:
-    text = value[:limit].decode("latin-1")
-    return text.translate(_COPY_ESCAPES) if _COPY_SPECIAL.search(text) else text
-
-
-def insert_clicks(conn: Connection, rows: list[ClickRow]) -> None:
+def insert_clicks(conn: Connection, rows: list[ClickRow], columns: _Columns | None = None) -> None:
     """Insert one batch without SQLAlchemy's per-row parameter processing, which costs more than the insert:
     SQLite gets multi-row INSERTs of plain values, PostgreSQL (psycopg) one COPY of text built here; other
     drivers take the Core insert."""
-    stamps = _Stamps()
+    columns = columns or _Columns()
     if conn.dialect.name == "sqlite":
-        values = [
-            value
-            for c, link, at, ip, agent, ref, country, bot, repeat, outcome in rows
-            for value in (
-                c,
-                link,
-                stamps.text(at),
-                ip,
-                agent[:512].decode("latin-1"),
-                ref[:1000].decode("latin-1"),
-                country[:2].upper().decode("latin-1"),
-                bot,
-                repeat,
-                outcome,
-            )
-        ]
+        values = columns.sqlite_values(rows)
         # Not executemany: sqlite3 releases and retakes the GIL around every row's step, and under load each
         # retake waits for the event loop's thread; one statement per chunk takes it once per chunk.
         width = len(CLICK_COLUMNS)
@@ -242,13 +268,7 @@ def insert_clicks(conn: Connection, rows: list[ClickRow]) -> None:
             )
         cursor.close()
     elif conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        text = "".join(
-            [
-                f"{c}\t{link}\t{stamps.text(at)}+00\t{ip}\t{_copy_text(agent, 512)}\t{_copy_text(ref, 1000)}\t"
-                f"{_copy_text(country[:2].upper(), 2)}\t{'t' if bot else 'f'}\t{'t' if repeat else 'f'}\t{outcome}\n"
-                for c, link, at, ip, agent, ref, country, bot, repeat, outcome in rows
-            ]
-        )
+        text = columns.copy_text(rows)
         with (
             conn.connection.driver_connection.cursor() as cursor,  # type: ignore[union-attr]
             cursor.copy(_PG_COPY) as copy,
@@ -288,6 +308,7 @@ class ClickWriter:
         self._flushing = threading.Lock()  # one flush at a time, from taking the rows to putting back failures
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._columns = _Columns()
         self.written = 0
 
     def add(self, row: ClickRow) -> None:
@@ -304,7 +325,7 @@ class ClickWriter:
                 return 0
             try:
                 with self.engine.begin() as conn:
-                    insert_clicks(conn, rows)
+                    insert_clicks(conn, rows, self._columns)
             except Exception:
                 # Never drop accepted clicks: put them back and retry on the next tick.
                 log.exception("click flush failed; %d clicks kept for retry", len(rows))
