@@ -214,6 +214,7 @@ class TestRefusals:
         assert _inbox(brand.url) == []
 
     def test_a_secret_rotated_after_the_keys_were_loaded_works_at_once(self, intake, brand):
+        intake.keys.stop()  # no poll in between: the postback itself must find the new secret
         with session_on(brand.url) as session:
             new, _ = signatures.rotate(session, factories.SYSTEM, brand_id=brand.brand_id, kind="postback")
             session.commit()
@@ -303,3 +304,12 @@ class TestRoute:
 
         assert answer.status_code == 413
         assert db.scalar(select(func.count()).select_from(InboxEvent)) == 0
+
+
+class TestDigest:
+    def test_the_digest_from_the_parsed_body_is_the_services_digest_of_its_text(self):
+        from clearline.ingest import service
+
+        text = '{"order_id": "ü-1",  "lines": [{"unit_price": "1.00", "sku": "Ω"}], "tax": 1e2, "a": null}'
+
+        assert fastpath.digest(json.loads(text)) == service.body_digest(text)

@@ -1,12 +1,14 @@
 """Processing after storing: a background thread applies new inbox events in batches, each in its own unit
-of work, with the existing `service.process` (attribution, commission, ledger).
+of work, with the existing `service.process_batch` (attribution, commission, ledger; orders set-wise, each
+event's outcome exactly as `service.process` gives it).
 
 It takes events never tried (`handled_at` and `error` empty): one that fails keeps its error and waits for
 `clearline events replay` (or a resend by its sender), so a broken event is not retried in a loop. Orders go
 before refunds, as in `service.replay`. On PostgreSQL the rows are claimed with `FOR UPDATE SKIP LOCKED`, so
 several server processes drain side by side without applying an event twice. While the intake is busy
-the drainer takes at most `busy_share` of the time, one event per transaction: on one process the
-interpreter lock, and on SQLite the single writer, would otherwise hold up the answers.
+the drainer takes at most `busy_share` of the time, in small batches (`busy_batch` events a transaction):
+in one process the interpreter lock, and on SQLite the single writer, would otherwise hold up the answers.
+Under a sustained overload the backlog grows and is worked off at full speed once the intake is quiet.
 """
 
 from __future__ import annotations
@@ -37,10 +39,8 @@ def drain_once(session: Session, *, limit: int | None = None) -> dict[str, int]:
     if limit is not None:
         stmt = stmt.limit(limit)
     counts = {"processed": 0, "failed": 0}
-    for event in session.scalars(stmt).all():
-        if event.handled_at is not None:  # applied meanwhile (a WooCommerce refund created by its order)
-            continue
-        counts["failed" if service.process(session, event) else "processed"] += 1
+    for error in service.process_batch(session, session.scalars(stmt).all()).values():
+        counts["failed" if error else "processed"] += 1
     return counts
 
 
@@ -60,12 +60,14 @@ class Drainer:
         batch_size: int = 50,
         poll_interval: float = 1.0,
         busy: Callable[[], bool] = lambda: False,
-        busy_share: float = 0.2,
+        busy_batch: int = 5,
+        busy_share: float = 0.1,
     ) -> None:
         self.engine = engine
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.busy = busy
+        self.busy_batch = busy_batch
         self.busy_share = busy_share
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -114,7 +116,7 @@ class Drainer:
                     continue
                 started = time.monotonic()
                 try:
-                    tried = self.run_batch(1 if busy else self.batch_size)
+                    tried = self.run_batch(self.busy_batch if busy else self.batch_size)
                 except Exception:
                     log.exception("inbox drain failed; retrying")
                     self._stop.wait(min(5.0, self.poll_interval * 5))

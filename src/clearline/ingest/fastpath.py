@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import json
 import logging
@@ -42,7 +43,7 @@ log = logging.getLogger("clearline.ingest.fastpath")
 PREFIX = "/api/v1/postbacks/"
 KINDS = {"orders": "order", "refunds": "refund"}
 MAX_BODY = 1024 * 1024  # an order of 5,000 lines fits; anything larger is refused before it is buffered
-BUSY_GAP_S = 0.05
+BUSY_GAP_S = 0.01  # a request this recent still counts: the next one is likely on its way
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +91,9 @@ class BrandKeys:
 
     def load(self) -> None:
         with self._lock, self.engine.connect() as conn:
+            started = time.monotonic()  # what the keys are as fresh as: a change committed later is not in them
             self.keys = read_keys(conn)
-            self.loaded_at = time.monotonic()
+            self.loaded_at = started
 
     def may_refresh(self) -> bool:
         return time.monotonic() - self.loaded_at >= self.min_refresh
@@ -132,9 +134,16 @@ def verify(key: BrandKey | None, body: bytes, headers: dict[str, str]) -> None:
     signatures.verify_standard_webhook(key.valid(signatures.utcnow().timestamp()), body, headers)
 
 
+def digest(payload: Any) -> str:
+    """`service.body_digest` of the body, from its already parsed JSON (one parse less on the hot path)."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def prepare(brand_id: int, kind: str, body: bytes, headers: dict[str, str]) -> Prepared:
     """Parse and validate the body (422 naming each bad field) into the inbox row to store."""
-    parsed = service.normalise("postback", kind, service.parse_json(body))
+    payload = service.parse_json(body)
+    parsed = service.normalise("postback", kind, payload)
     try:
         text = body.decode()
     except UnicodeDecodeError:
@@ -147,7 +156,7 @@ def prepare(brand_id: int, kind: str, body: bytes, headers: dict[str, str]) -> P
         "external_id": service.inbox_key("postback", parsed, text),
         "delivery_id": headers.get("webhook-id", "")[:128],
         "body": text,
-        "body_sha256": service.body_digest(text),
+        "body_sha256": digest(payload),
         "received_at": signatures.utcnow(),
         "error": "",
     }

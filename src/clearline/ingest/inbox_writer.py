@@ -9,6 +9,7 @@ the batch with an error (it sends again) with nothing half-written.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import queue
@@ -49,6 +50,13 @@ def _key(row: Any) -> Key:
     return (row.brand_id, row.source, row.kind, row.external_id)
 
 
+@functools.cache
+def _insert(dialect_name: str) -> Any:
+    return insert_ignore(INBOX, dialect_name, conflict=list(KEY)).returning(
+        INBOX.c.id, *(INBOX.c[name] for name in KEY)
+    )
+
+
 def write_batch(conn: Connection, rows: list[dict[str, Any]]) -> list[Outcome]:
     """Insert-or-ignore ``rows`` (complete inbox rows) in one statement; one outcome per row, in order.
 
@@ -57,12 +65,9 @@ def write_batch(conn: Connection, rows: list[dict[str, Any]]) -> list[Outcome]:
     firsts: dict[Key, dict[str, Any]] = {}
     for row in rows:
         firsts.setdefault(_key(row), row)
-    statement = (
-        insert_ignore(INBOX, conn.dialect.name, conflict=list(KEY))
-        .values(list(firsts.values()))
-        .returning(INBOX.c.id, *(INBOX.c[name] for name in KEY))
-    )
-    inserted = {_key(r): r.id for r in conn.execute(statement)}
+    # Executed with a list of rows, SQLAlchemy sends one multi-row INSERT from a cached compiled statement
+    # ("insertmanyvalues"); .values(rows) would compile a new statement, bound parameter by parameter, each time.
+    inserted = {_key(r): r.id for r in conn.execute(_insert(conn.dialect.name), list(firsts.values()))}
     earlier = [k for k in firsts if k not in inserted]
     existing: dict[Key, Any] = {}
     if earlier:
