@@ -13,7 +13,11 @@ from clearline.models._base import created_at, pk
 
 class CommissionLine(Base):
     __tablename__ = "commission_lines"
-    __table_args__ = (Index("ix_commission_lines_payee", "payee_type", "payee_id", "eligible_at"),)
+    __table_args__ = (
+        Index("ix_commission_lines_payee", "payee_type", "payee_id", "eligible_at"),
+        # A contract's period cap sums its lines of the period at every accrual.
+        Index("ix_commission_lines_contract_id_period", "contract_id", "period"),
+    )
 
     id: Mapped[int] = pk()
     key: Mapped[str] = mapped_column(String(160), unique=True, doc="One line per business fact (idempotency).")
