@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from clearline.kit.signing import Signer
 from clearline.link import repository, service
-from clearline.link.redirect import RedirectMiddleware, Redirector
+from clearline.link.redirect import ClickWriter, RedirectMiddleware, Redirector
 from clearline.models import Click, Link
 from tests.link.conftest import contracted_creator
 
@@ -295,6 +295,17 @@ class TestNoClickLost:
         hot.writer.engine = real_engine
         assert hot.writer.flush() == 1
         hot.stop()
+
+    def test_a_large_batch_is_stored_whole(self, ops_session, program):
+        link = issue(ops_session, program)
+        writer = ClickWriter(program.engine)
+        now = time.time()
+        for i in range(1000):  # several chunks, and more bound values than old SQLite allows in one statement
+            at, click_id = now + i / 1000, f"0000000000{i:03d}"
+            writer.add((click_id, link.id, at, "ab" * 32, b"UA", b"", b"de", False, False, "live"))
+        assert writer.flush() == 1000
+        stored = clicks(program, link.id)
+        assert len(stored) == 1000 and {c.country for c in stored} == {"DE"}
 
     def test_a_flush_waits_for_the_one_in_progress(self, ops_session, program):
         """Shutdown's flush must not find the buffer empty while the writer thread's flush can still fail
