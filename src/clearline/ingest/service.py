@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, case, select, text, tuple_, update
+from sqlalchemy import bindparam, case, select, text, update
 from sqlalchemy.orm import Session
 
 from clearline.config import get_settings
@@ -438,11 +438,14 @@ def _apply_orders(session: Session, items: list[tuple[InboxEvent, schemas.OrderI
     from clearline.attribution import service as attribution_service
     from clearline.commission import service as commission_service
 
-    keys = sorted({(event.brand_id, data.order_id) for event, data in items})
+    wanted: dict[int, set[str]] = {}
+    for event, data in items:
+        wanted.setdefault(event.brand_id, set()).add(data.order_id)
     known = {
         (brand_id, external_id)
-        for brand_id, external_id in session.execute(
-            select(Order.brand_id, Order.external_id).where(tuple_(Order.brand_id, Order.external_id).in_(keys))
+        for brand_id, ids in wanted.items()
+        for external_id in session.scalars(
+            select(Order.external_id).where(Order.brand_id == brand_id, Order.external_id.in_(sorted(ids)))
         )
     }
     new: list[tuple[InboxEvent, schemas.OrderIn, Order]] = []
