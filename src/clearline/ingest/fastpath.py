@@ -14,7 +14,6 @@ request-scoped routes are; the served app has no override and never processes in
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import inspect
@@ -243,7 +242,7 @@ class PostbackIntake:
             verify(key, body, headers)
         assert key is not None
         prepared = prepare(key.brand_id, kind, body, headers)
-        stored = await asyncio.wrap_future(self.writer.submit(prepared.row))
+        stored = await self.writer.submit(prepared.row)
         return stored, prepared.public_id
 
     def _inline(

@@ -9,13 +9,14 @@ the batch with an error (it sends again) with nothing half-written.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import hashlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,14 +112,25 @@ def write_batch(conn: Connection, rows: list[dict[str, Any]]) -> list[Outcome]:
     return outcomes
 
 
-def _settle(future: Future[Stored], outcome: Stored | BaseException) -> None:
-    try:
+def _settle(pairs: list[tuple[asyncio.Future[Stored], Stored | BaseException]]) -> None:
+    """On the event loop: answer the waiting requests of one batch."""
+    for future, outcome in pairs:
+        if future.done():  # the request was cancelled (client gone); the row is stored all the same
+            continue
         if isinstance(outcome, BaseException):
             future.set_exception(outcome)
         else:
             future.set_result(outcome)
-    except InvalidStateError:  # the request was cancelled (client gone); the row is stored all the same
-        pass
+
+
+def _answer(futures: list[asyncio.Future[Stored]], outcomes: list[Stored | BaseException]) -> None:
+    """One wake-up of each event loop per batch, not one per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Stored], Stored | BaseException]]] = {}
+    for future, outcome in zip(futures, outcomes, strict=True):
+        by_loop.setdefault(future.get_loop(), []).append((future, outcome))
+    for loop, pairs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, pairs)
 
 
 _STOP = object()
@@ -146,13 +158,13 @@ class GroupCommitWriter:
                 self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
                 self._thread.start()
 
-    def submit(self, row: dict[str, Any]) -> Future[Stored]:
-        """Queue one inbox row; the future resolves once its batch is committed."""
+    def submit(self, row: dict[str, Any]) -> asyncio.Future[Stored]:
+        """Queue one inbox row (from a coroutine); the future resolves once its batch is committed."""
         if self._thread is None:
             self.start()
         if self._stopped:
             raise RuntimeError("the inbox writer is stopped")
-        future: Future[Stored] = Future()
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         self._queue.put((row, future))
         return future
 
@@ -183,7 +195,7 @@ class GroupCommitWriter:
                 batch.append(item)
             self._write(batch)
 
-    def _write(self, batch: list[tuple[dict[str, Any], Future[Stored]]]) -> None:
+    def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[Stored]]]) -> None:
         try:
             with self.engine.begin() as conn:
                 outcomes = write_batch(conn, [row for row, _ in batch])
@@ -195,13 +207,12 @@ class GroupCommitWriter:
                     self._write([item])
                 return
             log.exception("inbox row could not be stored")
-            _settle(batch[0][1], exc)
+            _answer([batch[0][1]], [exc])
             return
         self.batches += 1
         new = sum(1 for o in outcomes if isinstance(o, Stored) and not o.duplicate)
         self.written += new
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            _settle(future, outcome)
+        _answer([future for _, future in batch], list(outcomes))
         if self.on_commit is not None and new:
             self.on_commit(new)
 
