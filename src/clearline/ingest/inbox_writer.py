@@ -149,6 +149,7 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        self._conn: Connection | None = None
         self.written = 0
         self.batches = 0
 
@@ -194,12 +195,23 @@ class GroupCommitWriter:
                     break
                 batch.append(item)
             self._write(batch)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[Stored]]]) -> None:
         try:
-            with self.engine.begin() as conn:
-                outcomes = write_batch(conn, [row for row, _ in batch])
+            # The thread keeps its connection: a pool checkout and its reset (a ROLLBACK round trip on
+            # PostgreSQL) per batch would cost more than the insert of a small one.
+            if self._conn is None:
+                self._conn = self.engine.connect()
+            with self._conn.begin():
+                outcomes = write_batch(self._conn, [row for row, _ in batch])
         except Exception as exc:
+            if self._conn is not None:  # it may be broken; the next batch takes a fresh one
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+                self._conn = None
             if len(batch) > 1:
                 # One bad row must not fail its neighbours: write each alone (all fail alike if the database
                 # is down, and each request answers 500 so its sender tries again).
