@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from fastapi.testclient import TestClient
@@ -361,3 +362,102 @@ class TestPortal:
         user = factories.user(db, ("legal", None))
         log_in(html_client, user.email, PASSWORD)
         assert html_client.get("/portal").status_code == 403
+
+
+class TestOpsQueueOnApprovals:
+    """Social ops' queue on the approvals page: pending sign-offs with due times and breaches, for ops only."""
+
+    def _pending_links(self, db: Session):  # type: ignore[no-untyped-def]
+        from clearline.link import service as link_service
+        from tests.commission.program import build
+
+        program = build(db)
+        links = {}
+        for handle in ("queue.fresh", "queue.late"):
+            program.creator(handle)
+            links[handle] = link_service.issue_link(
+                db,
+                program.ops,
+                campaign_id=program.campaign.id,
+                creator_id=program.creators[handle].id,
+                channel="instagram",
+                destination_url="https://shop.example.com/p",
+            )
+        late = links["queue.late"]
+        late.signoff_requested_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+        late.signoff_due_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+        db.flush()
+        return program, links
+
+    @staticmethod
+    def _row(html: str, link_id: int) -> str:
+        found = re.search(rf'<tr data-link-id="{link_id}".*?</tr>', html, re.S)
+        assert found, f"no row for link {link_id}"
+        return found.group(0)
+
+    def test_ops_sees_its_pending_sign_offs_with_due_times_and_a_breach_badge(
+        self, html_client: TestClient, db: Session
+    ) -> None:
+        program, links = self._pending_links(db)
+        user = factories.user(db, ("social_ops", program.brand.id))
+        log_in(html_client, user.email, PASSWORD)
+        answer = html_client.get("/approvals")
+        assert answer.status_code == 200
+        assert f'id="ops-queue-{program.brand.id}"' in answer.text
+        fresh, late = self._row(answer.text, links["queue.fresh"].id), self._row(answer.text, links["queue.late"].id)
+        assert links["queue.fresh"].code in fresh and "@queue.fresh" in fresh
+        assert links["queue.fresh"].signoff_due_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") in fresh
+        assert "SLA breached" not in fresh
+        assert links["queue.late"].signoff_due_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") in late
+        assert 'class="overdue"' in late and "SLA breached" in late
+        assert "1 overdue" in answer.text
+        assert late.index("SLA breached") < late.index("Sign off")
+
+    def test_marketing_and_legal_do_not_see_ops_section(self, html_client: TestClient, db: Session) -> None:
+        program, links = self._pending_links(db)
+        for role in ("marketing", "legal"):
+            user = factories.user(db, (role, program.brand.id))
+            log_in(html_client, user.email, PASSWORD)
+            answer = html_client.get("/approvals")
+            assert answer.status_code == 200
+            assert "ops-queue" not in answer.text
+            assert links["queue.late"].code not in answer.text
+            html_client.cookies.clear()
+
+    def test_ops_of_another_brand_sees_only_its_own_queue(self, html_client: TestClient, db: Session) -> None:
+        program, links = self._pending_links(db)
+        other = factories.brand(db)
+        user = factories.user(db, ("social_ops", other.id), ("marketing", program.brand.id))
+        log_in(html_client, user.email, PASSWORD)
+        answer = html_client.get("/approvals")
+        assert f'id="ops-queue-{other.id}"' in answer.text
+        assert f'id="ops-queue-{program.brand.id}"' not in answer.text
+        assert links["queue.fresh"].code not in answer.text
+
+    def test_a_sign_off_from_the_queue_returns_to_it_and_a_refusal_shows_on_the_row(
+        self, html_client: TestClient, db: Session
+    ) -> None:
+        from clearline.link import repository as link_repository
+        from clearline.link import service as link_service
+
+        program, links = self._pending_links(db)
+        program.creator("queue.unsigned", contracted=False)
+        unsigned = link_service.issue_link(
+            db,
+            program.ops,
+            campaign_id=program.campaign.id,
+            creator_id=program.creators["queue.unsigned"].id,
+            channel="instagram",
+            destination_url="https://shop.example.com/p",
+        )
+        user = factories.user(db, ("social_ops", program.brand.id))
+        token = log_in(html_client, user.email, PASSWORD)
+        form = {"brand_id": program.brand.id, "back": "approvals", "csrf_token": token}
+        answer = html_client.post(f"/links/{links['queue.late'].id}/signoff", data=form, follow_redirects=False)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == f"/approvals?signed={links['queue.late'].id}"
+        assert link_repository.get_link(db, factories.SYSTEM, links["queue.late"].id).status == "live"
+        refused = html_client.post(f"/links/{unsigned.id}/signoff", data=form)
+        assert refused.status_code == 409
+        assert "no accepted contract" in self._row(refused.text, unsigned.id)
+        assert links["queue.late"].code not in refused.text

@@ -281,6 +281,22 @@ def missing_for_schedule(session: Session, creative: Creative, *, at: dt.datetim
     return missing
 
 
+def schedule_queue(
+    session: Session, actor: Actor, *, brand_id: int, at: dt.datetime | None = None
+) -> list[tuple[Creative, list[dict[str, str]]]]:
+    """Social ops' scheduling queue: the brand's approved creatives not yet scheduled, earliest approved first,
+    each with what the scheduling gate still misses (nothing: ready to schedule)."""
+    brand = brand_repository.get(session, actor, brand_id)
+    actor.require("social_ops", brand_id=brand.id)
+    at = at or utcnow()
+    stmt = (
+        select(Creative)
+        .where(readable(actor), Creative.brand_id == brand.id, Creative.status == "approved")
+        .order_by(Creative.approved_at, Creative.id)
+    )
+    return [(found, missing_for_schedule(session, found, at=at)) for found in session.scalars(stmt)]
+
+
 def schedule(session: Session, actor: Actor, *, creative_id: int, scheduled_for: dt.datetime) -> ScheduledPost:
     """No exceptions: a signed contract, a live sales link and a channel approval, or 409 listing what is missing.
 

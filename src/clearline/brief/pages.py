@@ -95,7 +95,10 @@ def submit(request: Request, session: DbSession, page_user: PageActor, brief_id:
 
 @router.post("/briefs/{brief_id}/creatives/{creative_id}/schedule", response_class=HTMLResponse)
 def schedule(request: Request, session: DbSession, page_user: PageActor, brief_id: int, creative_id: int,
-             scheduled_for: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "") -> Response:
+             scheduled_for: Annotated[str, Form()] = "", back: Annotated[str, Form()] = "",
+             csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Schedule a creative; ``back=approvals`` when the form is ops' queue on the approvals page, which then
+    shows the outcome (a refusal on the creative's own row)."""
     check_csrf(page_user, csrf_token)
 
     def act() -> None:
@@ -106,14 +109,32 @@ def schedule(request: Request, session: DbSession, page_user: PageActor, brief_i
                                         details=[{"loc": ["scheduled_for"], "msg": scheduled_for}]) from None
         creative.schedule(session, page_user.actor, creative_id=creative_id, scheduled_for=when)
 
-    return _brief_action(request, session, page_user, brief_id, act)
+    if back != "approvals":
+        return _brief_action(request, session, page_user, brief_id, act)
+    try:
+        with savepoint(session, keep=(creative.ScheduleRefusedError,)):
+            act()
+    except ClearlineError as exc:
+        return approvals_page(request, session, page_user, status_code=exc.status_code,
+                              schedule_error={"creative_id": creative_id, "message": exc.message,
+                                              "lines": error_lines(exc)})
+    return see_other(f"/approvals?scheduled={creative_id}")
+
+
+def approvals_page(request: Request, session: DbSession, page_user: PageActor, *, status_code: int = 200,
+                   **context: object) -> HTMLResponse:
+    """The approvals page: the steps the user decides, and social ops' queue on each brand the user runs it for.
+    (The links page's sign-off route renders the same template for a sign-off refused from here.)"""
+    return render(request, "brief/approvals.html", page_user, status_code=status_code,
+                  items=views.approvals(session, page_user.actor), ops=views.ops_queues(session, page_user.actor),
+                  **context)
 
 
 @router.get("/approvals", response_class=HTMLResponse)
-def approvals(request: Request, session: DbSession, page_user: PageActor, notice: str = "") -> HTMLResponse:
+def approvals(request: Request, session: DbSession, page_user: PageActor, notice: str = "",
+              signed: int | None = None, scheduled: int | None = None) -> HTMLResponse:
     page_user.require_page("/approvals")
-    return render(request, "brief/approvals.html", page_user, items=views.approvals(session, page_user.actor),
-                  notice=notice)
+    return approvals_page(request, session, page_user, notice=notice, signed=signed, scheduled=scheduled)
 
 
 @router.post("/approvals/{step_id}", response_class=HTMLResponse)
@@ -127,6 +148,5 @@ def decide(request: Request, session: DbSession, page_user: PageActor, step_id: 
         with savepoint(session):
             approval.decide(session, page_user.actor, step_id=step_id, decision=decision, comment=comment)
     except ClearlineError as exc:
-        return render(request, "brief/approvals.html", page_user, status_code=exc.status_code,
-                      items=views.approvals(session, page_user.actor), action_error=exc.message)
+        return approvals_page(request, session, page_user, status_code=exc.status_code, action_error=exc.message)
     return see_other(f"/approvals?notice={decision}")

@@ -15,7 +15,11 @@ from clearline.campaign import repository as campaign_repository
 from clearline.catalog import repository as catalog_repository
 from clearline.creator import repository as creator_repository
 from clearline.kit.clock import utcnow
-from clearline.models import ApprovalStep, Brand, Brief, Campaign, Creative, CreativeVersion, Offer
+from clearline.link import service as link_service
+from clearline.models import ApprovalStep, Brand, Brief, Campaign, Creative, CreativeVersion, Link, Offer
+
+OPS_ROLES = ("social_ops", "admin")
+SCHEDULE_GATE = ("contract", "link", "approval")  # the items creative.missing_for_schedule may name
 
 
 @dataclass
@@ -52,6 +56,48 @@ class QueueItem:
     step: ApprovalStep
     title: str
     overdue: bool
+
+
+@dataclass
+class SignoffLine:
+    link: Link
+    creator: str
+    is_overdue: bool
+
+
+@dataclass
+class ScheduleLine:
+    creative: Creative
+    creator: str
+    brief_title: str
+    missing: list[dict[str, str]]
+
+    @property
+    def gate(self) -> dict[str, bool]:
+        """Each item of the scheduling rule, True when it is there."""
+        absent = {m["item"] for m in self.missing}
+        return {item: item not in absent for item in SCHEDULE_GATE}
+
+    @property
+    def is_ready(self) -> bool:
+        return not self.missing
+
+
+@dataclass
+class OpsQueue:
+    """Social ops' queue on one brand: links waiting for sign-off (due first) and approved creatives to schedule."""
+
+    brand: Brand
+    signoffs: list[SignoffLine] = field(default_factory=list)
+    schedule: list[ScheduleLine] = field(default_factory=list)
+
+    @property
+    def overdue(self) -> int:
+        return sum(1 for line in self.signoffs if line.is_overdue)
+
+    @property
+    def ready(self) -> int:
+        return sum(1 for line in self.schedule if line.is_ready)
 
 
 def briefs(session: Session, actor: Actor, *, brand_id: int | None) -> BriefsView:
@@ -102,3 +148,36 @@ def approvals(session: Session, actor: Actor) -> list[QueueItem]:
             title = f"Creative #{made.id} for {made.channel} (brief {made.brief_id})"
         items.append(QueueItem(step, title, step.due_at < now))
     return items
+
+
+def _handle(handles: dict[int, str], creator_id: int) -> str:
+    return handles.get(creator_id, f"creator #{creator_id}")
+
+
+def ops_queues(session: Session, actor: Actor, *, now: dt.datetime | None = None) -> list[OpsQueue]:
+    """One queue per brand the actor runs social ops for (or administers); none for anyone else."""
+    now = now or utcnow()
+    queues = []
+    for brand in brand_repository.list_brands(session, actor):
+        if not actor.has_any(OPS_ROLES, brand.id):
+            continue
+        handles = {c.id: f"@{c.handle}" for c in creator_repository.list_creators(session, actor, brand_id=brand.id)}
+        titles = {b.id: b.title for b in service.list_briefs(session, actor, brand_id=brand.id)}
+
+        pending = link_service.signoff_queue(session, actor, brand_id=brand.id, now=now)["pending"]
+        queues.append(
+            OpsQueue(
+                brand=brand,
+                signoffs=[
+                    SignoffLine(x, _handle(handles, x.creator_id),
+                                is_overdue=x.signoff_due_at is not None and x.signoff_due_at < now)
+                    for x in pending
+                ],
+                schedule=[
+                    ScheduleLine(c, _handle(handles, c.creator_id), titles.get(c.brief_id, f"brief {c.brief_id}"),
+                                 missing)
+                    for c, missing in creative.schedule_queue(session, actor, brand_id=brand.id, at=now)
+                ],
+            )
+        )
+    return queues
