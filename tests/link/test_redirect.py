@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -295,6 +296,30 @@ class TestNoClickLost:
         hot.writer.engine = real_engine
         assert hot.writer.flush() == 1
         hot.stop()
+
+    def test_the_in_process_job_consumer_leaves_stop_signals_to_the_server(self, monkeypatch):
+        """`clearline serve` runs Huey's consumer in-process; Huey's start() takes SIGINT and SIGTERM, and the
+        server then ignored its stop signal: no graceful shutdown, so no final flush of the clicks."""
+        from huey import MemoryHuey
+
+        from clearline.kit import jobs
+
+        monkeypatch.setattr(jobs, "huey", MemoryHuey("signals-test"))
+
+        def server_handler(signum, frame):  # type: ignore[no-untyped-def]
+            return None
+
+        before = {signum: signal.signal(signum, server_handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            consumer = jobs.start_consumer()
+            try:
+                assert signal.getsignal(signal.SIGINT) is server_handler
+                assert signal.getsignal(signal.SIGTERM) is server_handler
+            finally:
+                consumer.stop(graceful=True)
+        finally:
+            for signum, handler in before.items():
+                signal.signal(signum, handler)
 
     def test_a_large_batch_is_stored_whole(self, ops_session, program):
         link = issue(ops_session, program)
