@@ -407,12 +407,13 @@ def _orders_batch(session: Session, events: list[InboxEvent], parsed: dict[int, 
     items: list[tuple[InboxEvent, schemas.OrderIn]] = []
     for event in events:
         data = parsed.get(event.id)
-        if data is None:
+        if not isinstance(data, schemas.OrderIn):
             try:
                 data = normalise(event.source, event.kind, json.loads(event.body))
             except Exception:  # noqa: BLE001 - `process` records why, exactly as for one event
                 results[event.id] = process(session, event)
                 continue
+        assert isinstance(data, schemas.OrderIn)  # an order event normalises to an order
         items.append((event, data))
     for _attempt in range(MAX_RETRIES + 1):
         if not items:
