@@ -21,7 +21,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,7 +278,7 @@ def _unit_of_work(dependency: Callable[..., Any]) -> Iterator[Session]:
         next(generator)
 
 
-def session_override(scope: dict[str, Any]) -> Callable[..., Any] | None:
+def session_override(scope: MutableMapping[str, Any]) -> Callable[..., Any] | None:
     app = scope.get("app")
     overrides = getattr(app, "dependency_overrides", None)
     if not overrides:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from clearline.kit.db import insert_ignore
@@ -29,7 +29,7 @@ from clearline.models import InboxEvent
 
 log = logging.getLogger("clearline.ingest.writer")
 
-INBOX = InboxEvent.__table__
+INBOX: Table = InboxEvent.__table__  # type: ignore[assignment]
 KEY = ("brand_id", "source", "kind", "external_id")
 # Rows per statement: well under SQLite's 32,766 bound parameters at nine columns a row.
 MAX_BATCH = 500
