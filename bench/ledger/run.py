@@ -12,8 +12,9 @@ growth) on the given server:
   measured on that sample and the time for the full count is extrapolated from it (labelled as such).
 The spread and hot batches are interleaved (spread batch 1, hot batch 1, spread batch 2, ...), so load
 from other processes on the machine hits both alike. Afterwards every database is checked: one entry per
-transfer, two postings per entry, no unbalanced entry, the expected balances; and a replay of one batch
-posts nothing. The databases are dropped at the end, also after a failure.
+transfer, two postings per entry, no unbalanced entry, `ledger.integrity` finds nothing (no posting without
+its entry or account), the expected balances; and a replay of one batch posts nothing. The databases are
+dropped at the end, also after a failure.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def check(factory: sessionmaker[Session], transfers: list, batch: int) -> tuple[
         entries = session.scalar(select(func.count()).select_from(LedgerEntry)) or 0
         postings = session.scalar(select(func.count()).select_from(LedgerPosting)) or 0
         unbalanced = ledger.imbalances(session)
+        integrity = ledger.integrity(session)
         total = session.scalar(select(func.coalesce(func.sum(LedgerPosting.amount), 0)).where(LedgerPosting.amount > 0))
         credit_accounts = ledger.balances(session, owner_type="creator")
     expected_total = sum(t.amount for t in transfers)
@@ -111,6 +113,7 @@ def check(factory: sessionmaker[Session], transfers: list, batch: int) -> tuple[
         entries == len(transfers)
         and postings == 2 * len(transfers)
         and not unbalanced
+        and integrity.ok
         and int(total or 0) == expected_total
         and credit_accounts == expected_accounts
         and replay.posted == 0
@@ -118,6 +121,7 @@ def check(factory: sessionmaker[Session], transfers: list, batch: int) -> tuple[
     )
     detail = (
         f"{entries:,} entries / {len(transfers):,} transfers, {postings:,} postings, {len(unbalanced)} unbalanced, "
+        f"{len(integrity.problems)} integrity problems, "
         f"payee balances {'as expected' if credit_accounts == expected_accounts else 'WRONG'}, "
         f"replay of {min(batch, len(transfers)):,}: {replay.posted} posted, {replay.skipped:,} skipped"
     )

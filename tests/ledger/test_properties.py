@@ -55,6 +55,7 @@ class TestPostProperties:
                     expected[item.debit.code] -= item.amount
                     expected[item.credit.code] += item.amount
             assert ledger.imbalances(db) == []
+            assert ledger.integrity(db).problems == []
             balances = ledger.balances(db, brand_id=BRAND)
             assert {code: total for code, total in balances.items() if total} == {
                 code: total for code, total in expected.items() if total

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from clearline.ledger import service as ledger
@@ -111,6 +112,14 @@ class TestPost:
             ledger.post(db, [accrue("t:good", 1, 100), bad])
         assert counts(db) == (0, 0, 0)
 
+    def test_a_naive_effective_time_refuses_the_whole_batch(self, db: Session) -> None:
+        naive = ledger.Transfer(
+            "t:naive", "test", EXPENSE, acct(1, ledger.PENDING), 5, effective_at=dt.datetime(2026, 11, 1)
+        )
+        with pytest.raises(ValueError, match="naive datetime"):
+            ledger.post(db, [accrue("t:good", 1, 100), naive])
+        assert counts(db) == (0, 0, 0)
+
     def test_a_large_batch_takes_a_handful_of_statements_not_one_per_transfer(self, db: Session) -> None:
         with statements(db) as small:
             ledger.post(db, [accrue(f"s:{i}", i % 50, 100) for i in range(20)])
@@ -198,6 +207,61 @@ class TestImbalances:
         account_id = db.scalar(select(LedgerAccount.id).where(LedgerAccount.code == acct(1, ledger.PENDING).code))
         db.execute(insert(LedgerPosting).values(entry_id=entry_id, account_id=account_id, amount=5, currency="USD"))
         assert ledger.imbalances(db) == [(entry_id, "USD", 5)]
+
+
+class TestIntegrity:
+    def test_a_ledger_posted_only_through_the_service_is_sound(self, db: Session) -> None:
+        ledger.post(db, [accrue(f"g:{i}", i, i * 11, line=i) for i in range(1, 30)])
+        report = ledger.integrity(db)
+        assert report.ok, report.problems
+        assert (report.entries, report.postings) == (29, 58)
+
+    def test_a_posting_whose_entry_does_not_exist_is_reported(self, db: Session) -> None:
+        ledger.post(db, [accrue("g:ok", 1, 100)])
+        account_id = db.scalar(select(LedgerAccount.id).where(LedgerAccount.code == acct(1, ledger.PENDING).code))
+        posting_id = db.scalar(
+            insert(LedgerPosting)
+            .values(entry_id=987_654_321, account_id=account_id, amount=0, currency="USD")
+            .returning(LedgerPosting.id)
+        )
+        assert ledger.integrity(db).problems == [f"posting {posting_id}: entry 987654321 does not exist"]
+
+    def test_a_posting_whose_account_does_not_exist_is_reported(self, db: Session) -> None:
+        ledger.post(db, [accrue("g:ok", 1, 100)])
+        entry_id = db.scalar(select(LedgerEntry.id).where(LedgerEntry.key == "g:ok"))
+        posting_id = db.scalar(
+            insert(LedgerPosting)
+            .values(entry_id=entry_id, account_id=987_654_321, amount=0, currency="USD")
+            .returning(LedgerPosting.id)
+        )
+        assert ledger.integrity(db).problems == [f"posting {posting_id}: account 987654321 does not exist"]
+
+    def test_a_posting_in_another_currency_than_its_account_is_reported(self, db: Session) -> None:
+        ledger.post(db, [accrue("g:ok", 1, 100)])
+        db.execute(update(LedgerPosting).where(LedgerPosting.amount > 0).values(currency="EUR"))
+        problems = ledger.integrity(db).problems
+        assert any("EUR on account" in problem for problem in problems)
+
+    def test_an_entry_without_postings_and_an_unbalanced_entry_are_reported(self, db: Session) -> None:
+        ledger.post(db, [accrue("g:ok", 1, 100)])
+        entry_id = db.scalar(select(LedgerEntry.id).where(LedgerEntry.key == "g:ok"))
+        lonely = db.scalar(
+            insert(LedgerEntry)
+            .values(
+                key="g:lonely",
+                kind="test",
+                brand_id=BRAND,
+                memo="",
+                effective_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+            )
+            .returning(LedgerEntry.id)
+        )
+        account_id = db.scalar(select(LedgerAccount.id).where(LedgerAccount.code == acct(1, ledger.PENDING).code))
+        db.execute(insert(LedgerPosting).values(entry_id=entry_id, account_id=account_id, amount=5, currency="USD"))
+        assert ledger.integrity(db).problems == [
+            f"entry {lonely} (g:lonely): 0 posting(s), needs at least two",
+            f"entry {entry_id}: postings sum to 5 USD, not zero",
+        ]
 
 
 class TestTransfersForLine:

@@ -28,11 +28,13 @@ users_app = typer.Typer(help="Users and role grants.", no_args_is_help=True)
 apikeys_app = typer.Typer(help="API keys (hashed; shown once).", no_args_is_help=True)
 import_app = typer.Typer(help="CSV imports (all rows or none).", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
+app.add_typer(ledger_app, name="ledger")
 
 
 def _register_domains() -> None:
@@ -295,6 +297,18 @@ def audit_verify() -> None:
     if not result.ok:
         fail(f"audit chain broken: {result.problem} ({result.checked} events verified before it)")
     console.print(f"[green]audit chain intact[/]: {result.checked} events verified")
+
+
+@ledger_app.command("check")
+def ledger_check() -> None:
+    """Check every posting has its entry and account and every entry balances; exit 1 naming the first problem."""
+    from clearline.ledger import service as ledger
+
+    with command_unit() as session:
+        report = ledger.integrity(session)
+    if not report.ok:
+        fail(f"ledger broken: {report.problems[0]} ({len(report.problems)} problem(s) found)")
+    console.print(f"[green]ledger intact[/]: {report.entries} entries, {report.postings} postings checked")
 
 
 if __name__ == "__main__":

@@ -91,11 +91,15 @@ class LedgerEntry(Base):
 
 
 class LedgerPosting(Base):
+    """One side of an entry. No foreign keys (their per-row checks were half the cost of posting): postings are
+    written only by ``ledger.post`` from the entries and accounts of the same statement, and
+    ``ledger.integrity`` finds any posting whose entry or account is missing."""
+
     __tablename__ = "ledger_postings"
 
     id: Mapped[int] = pk()
-    entry_id: Mapped[int] = mapped_column(BigId, ForeignKey("ledger_entries.id"), index=True)
-    account_id: Mapped[int] = mapped_column(BigId, ForeignKey("ledger_accounts.id"), index=True)
+    entry_id: Mapped[int] = mapped_column(BigId, index=True, doc="ledger_entries.id (not a foreign key, see above).")
+    account_id: Mapped[int] = mapped_column(BigId, index=True, doc="ledger_accounts.id (not a foreign key).")
     amount: Mapped[int] = mapped_column(
         BigInteger, doc="Signed minor units: credit positive, debit negative; an entry's postings sum to zero."
     )
