@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+from unittest import mock
 
 import pytest
 from sqlalchemy import event, func, insert, select, update
@@ -46,15 +48,47 @@ def counts(db: Session) -> tuple[int, int, int]:
 
 @contextmanager
 def statements(db: Session) -> Iterator[list[str]]:
+    """Every statement sent: through SQLAlchemy, and through the driver's own cursors that the PostgreSQL path
+    of the ledger uses for binary array parameters."""
     seen: list[str] = []
     connection = db.connection()
 
     def count(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
         seen.append(statement)
 
+    class CountingCursor:
+        def __init__(self, cursor: Any) -> None:
+            self._cursor = cursor
+
+        def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            seen.append(str(statement))
+            return self._cursor.execute(statement, *args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._cursor, name)
+
+        def __enter__(self) -> CountingCursor:
+            self._cursor.__enter__()
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            self._cursor.__exit__(*exc)
+
+    class CountingConnection:
+        def __init__(self, raw: Any) -> None:
+            self._raw = raw
+
+        def cursor(self, *args: Any, **kwargs: Any) -> CountingCursor:
+            return CountingCursor(self._raw.cursor(*args, **kwargs))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._raw, name)
+
+    real = ledger._driver_connection
     event.listen(connection, "before_cursor_execute", count)
     try:
-        yield seen
+        with mock.patch.object(ledger, "_driver_connection", lambda session: CountingConnection(real(session))):
+            yield seen
     finally:
         event.remove(connection, "before_cursor_execute", count)
 
@@ -127,6 +161,7 @@ class TestPost:
             ledger.post(db, [accrue(f"l:{i}", i % 50, 100) for i in range(3000)])
         assert len(small) <= 8
         assert len(large) <= len(small) + 6  # insert batches grow with size, statements per transfer do not
+        assert sum("ledger_entries" in statement.lower() for statement in large) >= 1  # the writes were counted
         assert counts(db)[1:] == (3020, 6040)
 
     def test_a_batch_larger_than_a_chunk_is_posted_whole(self, db: Session) -> None:
