@@ -58,6 +58,7 @@ def _parse_sku_row(row: dict[str, str]) -> SkuParsed:
     except money.MoneyError as exc:
         raise csvio.RowInvalid("currency", str(exc)) from None
     price = _decimal(row, "price", required=True)
+    assert price is not None  # required=True refuses a blank
     unit_cost = _decimal(row, "unit_cost", required=False)
     margin = _decimal(row, "margin_pct", required=False, high=Decimal(100), places=2)
     if (unit_cost is None) == (margin is None):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -115,9 +115,10 @@ def explain_line(session: Session, actor: Actor, line_id: int) -> dict[str, Any]
             {
                 **t,
                 "postings": [
-                    {"account": code, "amount": format_minor(amount, c.currency)} for code, amount in t["postings"]
+                    {"account": code, "amount": format_minor(amount, c.currency)}
+                    for code, amount in cast("list[tuple[str, int]]", t["postings"])
                 ],
-            }  # type: ignore[union-attr]
+            }
             for t in ledger.transfers_for_line(session, c.id)
         ],
     }

@@ -288,7 +288,7 @@ def seed_pilot(session: Session) -> SeedResult:
             payment_model="cpa",
             starts_at=start,
             ends_at=start + dt.timedelta(days=60),
-            fallback_url="https://shop.acme-beauty.com/collections/glow",
+            fallback_url="https://shop.acme-beauty.com/collections/glow",  # type: ignore[arg-type]  # validated
         ),
     )
 

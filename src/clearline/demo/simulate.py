@@ -9,8 +9,9 @@ import json
 import random
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from clearline.auth.actor import Actor
@@ -62,7 +63,7 @@ def simulate_pilot(session: Session, *, seed: int = 7) -> SimulationReport:
     for day in range(PILOT_DAYS):
         for link in links:
             popularity = 1 + (link.creator_id * 7919) % 5  # some creators simply draw more traffic
-            clicks = []
+            clicks: list[dict[str, Any]] = []
             for _ in range(rng.randint(8, 30) * popularity):
                 at = start + dt.timedelta(days=day, seconds=rng.randint(0, 86399))
                 clicks.append({"click_id": random_code(13, CROCKFORD), "link_id": link.id, "at": at,
@@ -70,13 +71,14 @@ def simulate_pilot(session: Session, *, seed: int = 7) -> SimulationReport:
                                "user_agent": rng.choice(AGENTS), "referrer": f"https://{link.channel}.com/",
                                "country": rng.choice(["US", "US", "US", "CA", "GB"]), "is_bot": rng.random() < 0.04,
                                "is_repeat": False, "outcome": "live"})
-            session.execute(insert(Click.__table__), clicks)
+            session.execute(insert(_table(Click)), clicks)
             report.clicks += len(clicks)
             humans = [c for c in clicks if not c["is_bot"]]
             for _ in range(max(0, round(len(humans) * rng.uniform(0.02, 0.05)))):
                 number += 1
                 click = rng.choice(humans)
-                ordered_at = min(click["at"] + dt.timedelta(minutes=rng.randint(2, 600)), now - dt.timedelta(hours=1))
+                clicked_at: dt.datetime = click["at"]
+                ordered_at = min(clicked_at + dt.timedelta(minutes=rng.randint(2, 600)), now - dt.timedelta(hours=1))
                 roll = rng.random()
                 lines = []
                 for sku in rng.sample(eligible, rng.choice([1, 1, 2, 3])) + (
@@ -118,10 +120,10 @@ def simulate_pilot(session: Session, *, seed: int = 7) -> SimulationReport:
     report.cleared = commission_service.clear_due(session, now=now)
     cleared_order = _first_cleared_order(session, brand.id)
     if cleared_order is not None:
-        external_id, sku, net = cleared_order
+        external_id, sku_code, net = cleared_order
         chargeback = {"refund_id": f"cb-{external_id}", "order_id": external_id,
                       "created_at": (now - dt.timedelta(hours=2)).isoformat(), "kind": "chargeback",
-                      "lines": [{"sku": sku, "quantity": 1, "amount": format_minor(net, "USD")}]}
+                      "lines": [{"sku": sku_code, "quantity": 1, "amount": format_minor(net, "USD")}]}
         ingest.receive(session, brand=brand, source="postback", kind="refund", body=json.dumps(chargeback).encode())
         report.chargebacks = 1
     system = Actor.system("demo-simulation")
@@ -170,7 +172,7 @@ def pilot_payout(session: Session) -> PayoutDemo:
     brand = brand_repository.by_slug(session, BRAND_SLUG)
     if brand is None or session.scalar(select(PayoutRun.id).where(PayoutRun.brand_id == brand.id).limit(1)):
         return PayoutDemo(skipped=True)
-    finance = [auth_service.actor_for(session, session.scalar(select(User).where(User.email == email)))
+    finance = [auth_service.actor_for(session, session.scalars(select(User).where(User.email == email)).one())
                for email in ("finance@clearline.demo", "finance2@clearline.demo")]
     run = service.create_run(session, finance[0], brand_id=brand.id, as_of=dt.datetime.now(dt.UTC))
     service.approve_run(session, finance[1], run_id=run.id)
@@ -201,11 +203,12 @@ def pilot_briefs(session: Session) -> dict[str, int]:
         return {}
 
     def actor(email: str) -> Actor:
-        return auth_service.actor_for(session, session.scalar(select(User).where(User.email == email)))
+        return auth_service.actor_for(session, session.scalars(select(User).where(User.email == email)).one())
 
     marketing, legal = actor("marketing@clearline.demo"), actor("legal@clearline.demo")
     ops = actor("ops@clearline.demo")
-    campaign = session.scalar(select(Campaign).where(Campaign.brand_id == brand.id))
+    campaign = session.scalars(select(Campaign).where(Campaign.brand_id == brand.id)).first()
+    assert campaign is not None, "the pilot is seeded with its campaign"
     offer = session.scalar(select(Offer).where(Offer.brand_id == brand.id))
     skus = sorted(offer.eligible_skus)[:3] if offer else []
     brief = service.create_brief(session, marketing, brand_id=brand.id, data=BriefIn(
@@ -244,9 +247,14 @@ def pilot_briefs(session: Session) -> dict[str, int]:
         call_to_action="Gift the glow", key_messages=["Limited holiday sets"], disclaimers=["#ad"],
         measurement_note="Signed link and coupon"))
     service.submit_brief(session, marketing, brief_id=late.id)
-    overdue = session.scalar(select(ApprovalStep).where(ApprovalStep.subject_type == "brief",
-                                                        ApprovalStep.subject_id == late.id))
+    overdue = session.scalars(select(ApprovalStep).where(ApprovalStep.subject_type == "brief",
+                                                         ApprovalStep.subject_id == late.id)).one()
     overdue.opened_at -= dt.timedelta(days=7)
     overdue.due_at -= dt.timedelta(days=7)
     breached = len(approval.check_breaches(session, Actor.system("demo: approvals check")))
     return {"briefs": 2, "scheduled": scheduled, "refused": refused, "breached": breached}
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
