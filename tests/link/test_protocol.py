@@ -205,6 +205,40 @@ class TestHandOver:
         assert "clid=" in first["location"] and second["location"] == FALLBACK
 
 
+class TestMalformedRequests:
+    """Requests uvicorn's parser refuses or reads differently are never answered by the fast path."""
+
+    def test_a_request_target_with_a_space_or_control_byte_is_uvicorns(self, served, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        for target in (f"/r/{link.code}?a HTTP/1.0 x", f"/r/{link.code}?a\x01b", f"/r/{link.code}?a\x7fb"):
+            with served.connect() as conn:
+                conn.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode("latin-1"))
+                answers = read_answers(conn, 1)
+            assert [status for status, _, _ in answers] in ([], [400]), target
+        redirector.writer.flush()
+        assert clicks(program, link.id) == []
+
+    def test_a_head_ended_by_bare_line_feeds_is_answered(self, served, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        with served.connect() as conn:
+            conn.settimeout(3)  # under uvicorn's 5 s keep-alive timeout, which would close it unanswered
+            conn.sendall(f"GET /r/{link.code} HTTP/1.1\nHost: x\n\n".encode())
+            answers = read_answers(conn, 1)
+        assert len(answers) == 1
+
+    def test_any_connection_close_header_closes(self, served, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        with served.connect() as conn:
+            conn.settimeout(3)
+            conn.sendall(get(link.code, "Connection: keep-alive", "Connection: close"))
+            [(status, headers, _)] = read_answers(conn, 1)
+            assert (status, headers.get("connection")) == (302, "close")
+            assert conn.recv(1) == b""
+
+
 class TestShutdown:
     def test_graceful_stop_closes_idle_connections_and_keeps_every_click(self, redirector, ops_session, program):
         link = issue(ops_session, program)

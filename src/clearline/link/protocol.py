@@ -33,6 +33,8 @@ _PLAIN_HEADERS = re.compile(
     rb"(?:\r\n(?!content-length:|transfer-encoding:|upgrade:|expect:)[!#$%&'*+.^_`|~0-9a-z-]+:[^\r\n\x00]*)*\r\n"
 )
 _COUNTRY = tuple(b"\r\n" + name + b":" for name in COUNTRY_HEADERS)
+# A byte uvicorn's parser refuses in a request target (a space would also make it read another version).
+_NOT_IN_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 
 
 def _hot_path(config: Any) -> tuple[Redirector | None, Any]:
@@ -179,7 +181,8 @@ class RedirectProtocol(asyncio.Protocol):
             self.transport.close()
             return
         rest = data[start:] if start else data
-        if hand_over or len(rest) > MAX_HEAD or not _could_be_redirect(rest):
+        # A head ended by bare line feeds never shows "\r\n\r\n": uvicorn's parser decides, not a timeout.
+        if hand_over or len(rest) > MAX_HEAD or not _could_be_redirect(rest) or rest.count(b"\n") > rest.count(b"\r\n"):
             self._hand_over(rest)
         else:
             self.buffer = rest
@@ -200,6 +203,8 @@ class RedirectProtocol(asyncio.Protocol):
         assert redirector is not None
         entry = redirector.links.by_raw_code.get(data[code_at : line_end - 9 if code_end < 0 else code_end])
         if entry is None:  # an unknown code, or one only uvicorn decodes (percent escapes): its 404 or 302
+            return None
+        if code_end >= 0 and _NOT_IN_TARGET.search(data, code_end, line_end - 9) is not None:
             return None
         now = time.time()
         if entry.plain and now < entry.expires_at:
@@ -228,8 +233,11 @@ class RedirectProtocol(asyncio.Protocol):
                 return None
             forwarded = _value(block, low, b"\r\nx-forwarded-for:").decode("latin-1")
             ip = self.trusted.get_trusted_client_address(forwarded)[0] or ip
-        if b"\r\nconnection:" in low and b"close" in _value(low, low, b"\r\nconnection:"):
-            self.closing = True
+        if b"\r\nconnection:" in low:
+            if low.count(b"\r\nconnection:") > 1:  # uvicorn reads every one of them
+                return None
+            if b"close" in _value(low, low, b"\r\nconnection:"):
+                self.closing = True
         signed = redirector.click(entry, now, outcome, ip, agent, referrer, country, head)
         defaults = self.server_state.default_headers
         if defaults is not self._defaults:  # uvicorn renews its date header once a second
