@@ -97,6 +97,13 @@ class TestVerifyStandardWebhook:
         with pytest.raises(UnauthenticatedError):
             signatures.verify_standard_webhook([POSTBACK_SECRET], BODY, headers, now=NOW)
 
+    @pytest.mark.parametrize("stamp", ["\u00b2", "1764\u00b3"])  # digits to str.isdigit, not to int()
+    def test_a_timestamp_of_other_digits_is_refused_not_an_error(self, stamp):
+        headers = _headers() | {"webhook-timestamp": stamp}
+
+        with pytest.raises(UnauthenticatedError):
+            signatures.verify_standard_webhook([POSTBACK_SECRET], BODY, headers, now=NOW)
+
     def test_a_brand_without_a_secret_verifies_nothing(self):
         with pytest.raises(UnauthenticatedError):
             signatures.verify_standard_webhook([], BODY, _headers(), now=NOW)

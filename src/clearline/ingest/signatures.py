@@ -73,7 +73,7 @@ def verify_standard_webhook(
     sent = lowered.get("webhook-signature", "")
     if not (msg_id and stamp and sent):
         raise refused("missing webhook-id, webhook-timestamp or webhook-signature")
-    if not stamp.isdigit():
+    if not (stamp.isascii() and stamp.isdigit()):  # "²" is a digit to isdigit, not to int()
         raise refused("webhook-timestamp is not unix seconds")
     now = now or utcnow()
     if abs(now.timestamp() - int(stamp)) > TOLERANCE_SECONDS:
