@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -280,6 +282,31 @@ class TestDrainer:
 
         assert [status for status, _ in answers] == [200] * 20
         assert len(_inbox(brand.url)) == 20
+
+    def test_a_post_racing_the_shutdown_is_stored_or_refused_never_left_waiting(self, brand):
+        served = PostbackIntake(engine_for(brand.url), drain=False)
+        stopping: list[threading.Thread] = []
+
+        class ShutdownFirst(queue.SimpleQueue):  # type: ignore[type-arg]
+            def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+                if item is not inbox_writer._STOP and not stopping:
+                    # The shutdown runs between the request's "not stopped" check and its put.
+                    stopping.append(threading.Thread(target=served.stop))
+                    stopping[0].start()
+                    stopping[0].join(timeout=1)
+                super().put(item)
+
+        served.writer._queue = ShutdownFirst()
+        served.start()
+
+        async def post() -> Any:
+            return await asyncio.wait_for(_post(served, brand, order_body("S-1")), timeout=5)
+
+        status, _ = asyncio.run(post())
+        stopping[0].join(timeout=10)
+
+        assert status in (200, 500)
+        assert len(_inbox(brand.url)) == (1 if status == 200 else 0)
 
 
 class TestRoute:

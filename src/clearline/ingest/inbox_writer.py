@@ -163,10 +163,11 @@ class GroupCommitWriter:
         """Queue one inbox row (from a coroutine); the future resolves once its batch is committed."""
         if self._thread is None:
             self.start()
-        if self._stopped:
-            raise RuntimeError("the inbox writer is stopped")
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        self._queue.put((row, future))
+        with self._lock:  # checked and queued at once: a row queued after stop()'s _STOP would never be answered
+            if self._stopped:
+                raise RuntimeError("the inbox writer is stopped")
+            self._queue.put((row, future))
         return future
 
     def stop(self) -> None:
@@ -174,8 +175,9 @@ class GroupCommitWriter:
         with self._lock:
             self._stopped = True
             thread = self._thread
+            if thread is not None:
+                self._queue.put(_STOP)
         if thread is not None:
-            self._queue.put(_STOP)
             thread.join(timeout=30)
 
     def _run(self) -> None:
