@@ -14,13 +14,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from clearline.kit.signing import Signer
 from clearline.link import repository, service
 from clearline.link.redirect import ClickWriter, RedirectMiddleware, Redirector
-from clearline.models import Click, Link
+from clearline.models import Click, Link, LinkChange
 from tests.link.conftest import contracted_creator
 
 SECRET = "test-secret-key"
@@ -245,6 +245,29 @@ class TestMapStaysCurrent:
         session.commit()
         assert redirector.links.refresh() == 1
         assert urlsplit(web.get(f"/r/{link.code}").headers["location"]).path == "/new"
+
+    def test_a_change_committed_after_a_later_numbered_one_is_still_seen(self, web, redirector, ops_session, program):
+        # Two writers: the retirement's change gets the lower id but commits after the other one, which the
+        # poller has already read (its cursor is past the retirement's id when that commits).
+        link, other = issue(ops_session, program), issue(ops_session, program)
+        redirector.links.refresh()
+        engine = program.engine
+        with engine.connect() as late:
+            if engine.dialect.name == "postgresql":
+                late.execute(update(Link).where(Link.id == link.id).values(status="retired"))
+                late.execute(insert(LinkChange).values(link_id=link.id))  # takes the next id, not yet committed
+                with engine.begin() as early:
+                    early.execute(insert(LinkChange).values(link_id=other.id))
+            else:  # one writer at a time: the ids are given, in the order two concurrent writers could commit them
+                last = late.scalar(select(func.max(LinkChange.id)))
+                with engine.begin() as early:
+                    early.execute(insert(LinkChange).values(id=last + 2, link_id=other.id))
+                late.execute(update(Link).where(Link.id == link.id).values(status="retired"))
+                late.execute(insert(LinkChange).values(id=last + 1, link_id=link.id))
+            redirector.links.refresh()
+            late.commit()
+        redirector.links.refresh()
+        assert web.get(f"/r/{link.code}").headers["location"] == FALLBACK
 
     def test_poller_picks_up_changes_without_being_asked(self, ops_session, program):
         hot = Redirector(program.engine, secret_key=SECRET, poll_interval=0.05)

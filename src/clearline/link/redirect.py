@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from clearline.kit.signing import Signer, time_ordered_id
@@ -71,6 +71,10 @@ _URL_SAFE = "/:?#[]@!$&'()*+,;=%~"
 STATUS_302 = b"HTTP/1.1 302 Found\r\n"
 _FIXED_HEADERS = b"cache-control: no-store\r\ncontent-length: 0\r\nlocation: "
 _CACHE_LIMIT = 65_536
+# A change id the feed skipped is looked for again this long: the transaction that took it may commit after a
+# later-numbered one the poller has already read (on SQLite, one writer at a time, ids commit in order).
+GAP_WAIT_S = 300.0
+_GAP_SPAN = 1_000  # at most this many ids below the newest one are looked for
 
 
 @dataclass(slots=True)
@@ -140,6 +144,7 @@ class LinkMap:
         self.entries: dict[str, Entry] = {}
         self.by_raw_code: dict[bytes, Entry] = {}  # the same entries keyed as the code arrives on the wire
         self.cursor = 0
+        self.gaps: dict[int, float] = {}  # change id not seen (yet) -> monotonic time it was first missed
         self._lock = threading.Lock()
 
     def _query(self):  # type: ignore[no-untyped-def]
@@ -169,23 +174,43 @@ class LinkMap:
             )
             self.by_raw_code[row.code.encode("latin-1", "replace")] = entry
 
+    def _note_gaps(self, after: int, seen: list[int], now: float) -> None:
+        """Remember the ids between ``after`` and the newest of ``seen`` (ascending) that are not in it."""
+        if not seen:
+            return
+        expected, present = max(after + 1, seen[-1] - _GAP_SPAN), set(seen)
+        for missing in range(expected, seen[-1]):
+            if missing not in present:
+                self.gaps.setdefault(missing, now)
+
     def load(self) -> None:
         with self._lock, self.engine.connect() as conn:
             cursor = conn.scalar(select(func.coalesce(func.max(LinkChange.id), 0))) or 0
+            recent = select(LinkChange.id).where(LinkChange.id > cursor - _GAP_SPAN, LinkChange.id <= cursor)
+            self._note_gaps(cursor - _GAP_SPAN, list(conn.scalars(recent.order_by(LinkChange.id))), time.monotonic())
             self._store(conn.execute(self._query()))
             self.cursor = cursor
 
     def refresh(self) -> int:
         """Reload the links changed since the last call; returns how many changed."""
         with self._lock, self.engine.connect() as conn:
+            now = time.monotonic()
+            for stale in [change for change, since in self.gaps.items() if now - since > GAP_WAIT_S]:
+                del self.gaps[stale]  # a rolled-back transaction's id, most likely: it never comes
+            wanted = LinkChange.id > self.cursor
+            if self.gaps:
+                wanted = or_(wanted, LinkChange.id.in_(sorted(self.gaps)))
             changes = conn.execute(
-                select(LinkChange.id, LinkChange.link_id).where(LinkChange.id > self.cursor).order_by(LinkChange.id)
+                select(LinkChange.id, LinkChange.link_id).where(wanted).order_by(LinkChange.id)
             ).all()
             if not changes:
                 return 0
+            for change, _ in changes:
+                self.gaps.pop(change, None)
+            self._note_gaps(self.cursor, [change for change, _ in changes if change > self.cursor], now)
             ids = sorted({link_id for _, link_id in changes})
             self._store(conn.execute(self._query().where(Link.id.in_(ids))))
-            self.cursor = changes[-1][0]
+            self.cursor = max(self.cursor, changes[-1][0])
             return len(ids)
 
 
