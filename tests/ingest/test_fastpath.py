@@ -227,6 +227,27 @@ class TestRefusals:
 
         assert (old[0], rotated[0]) == (200, 200)
 
+    def test_a_burst_of_unknown_keys_reloads_the_keys_once_not_once_per_request(self, intake, brand, monkeypatch):
+        loads = []
+        real = fastpath.read_keys
+
+        def slow_read_keys(conn):  # type: ignore[no-untyped-def]
+            loads.append(1)
+            time.sleep(0.1)
+            return real(conn)
+
+        monkeypatch.setattr(fastpath, "read_keys", slow_read_keys)
+        intake.keys.loaded_at = float("-inf")
+
+        async def burst() -> list[Any]:
+            forged = [_post(intake, brand, order_body(f"F-{n}"), secret="whsec_" + "QUJD" * 8) for n in range(20)]
+            return await asyncio.gather(*forged)
+
+        answers = asyncio.run(burst())
+
+        assert [status for status, _ in answers] == [401] * 20
+        assert len(loads) <= 3  # the burst's one or two, and perhaps the poller's
+
     def test_an_old_secret_is_refused_once_its_grace_period_is_over(self, intake, brand, monkeypatch):
         with session_on(brand.url) as session:
             signatures.rotate(session, factories.SYSTEM, brand_id=brand.brand_id, kind="postback", grace_hours=1)

@@ -88,11 +88,16 @@ class BrandKeys:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
 
-    def load(self) -> None:
-        with self._lock, self.engine.connect() as conn:
-            started = time.monotonic()  # what the keys are as fresh as: a change committed later is not in them
-            self.keys = read_keys(conn)
-            self.loaded_at = started
+    def load(self, asked: float | None = None) -> None:
+        """Read every brand's keys; with ``asked`` (a request's monotonic time), not when a load that started
+        after it has run meanwhile: a burst of requests naming unknown keys costs one or two loads, not one each."""
+        with self._lock:
+            if asked is not None and self.loaded_at >= asked:
+                return
+            with self.engine.connect() as conn:
+                started = time.monotonic()  # what the keys are as fresh as: a change committed later is not in them
+                self.keys = read_keys(conn)
+                self.loaded_at = started
 
     def may_refresh(self) -> bool:
         return time.monotonic() - self.loaded_at >= self.min_refresh
@@ -237,7 +242,7 @@ class PostbackIntake:
             if not self.keys.may_refresh():
                 raise
             # A brand or secret newer than the last poll: reload (off the event loop) and check once more.
-            await anyio.to_thread.run_sync(self.keys.load)
+            await anyio.to_thread.run_sync(self.keys.load, time.monotonic())
             key = self.keys.keys.get(slug)
             verify(key, body, headers)
         assert key is not None
