@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import uvicorn
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from uvicorn.server import ServerState
 
 from clearline.kit.signing import Signer
 from clearline.link.protocol import RedirectProtocol
@@ -237,6 +240,58 @@ class TestMalformedRequests:
             [(status, headers, _)] = read_answers(conn, 1)
             assert (status, headers.get("connection")) == (302, "close")
             assert conn.recv(1) == b""
+
+
+class _Transport:
+    """Just what the protocols use of a transport; writes are collected."""
+
+    def __init__(self) -> None:
+        self.protocol: Any = None
+        self.written: list[bytes] = []
+        self.reading, self.closed = True, False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class TestFlowControl:
+    def test_uvicorn_takes_over_a_connection_whose_client_reads_nothing_still_paused(self):
+        config = uvicorn.Config(_framework, lifespan="off", log_level="warning", access_log=False)
+        config.load()
+        config._clearline_hot_path = (object(), None)  # a redirector: the fast path is on
+        loop = asyncio.new_event_loop()
+        try:
+            fast = RedirectProtocol(config, ServerState(), {}, _loop=loop)
+            transport = _Transport()
+            fast.connection_made(transport)
+            fast.pause_writing()  # the transport's buffer is over its limit: the client reads none of its answers
+            fast.data_received(b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert transport.protocol is not fast and transport.reading
+            loop.run_until_complete(asyncio.sleep(0.05))
+            assert transport.written == []  # the transport calls no pause_writing again: uvicorn must know
+            transport.protocol.resume_writing()
+            loop.run_until_complete(asyncio.sleep(0.05))
+            assert b"".join(transport.written).startswith(b"HTTP/1.1 418 ")
+        finally:
+            loop.close()
 
 
 class TestShutdown:

@@ -142,6 +142,9 @@ class RedirectProtocol(asyncio.Protocol):
         self.transport.set_protocol(protocol)
         protocol.connection_made(self.transport)
         if self.reading_paused:
+            # Writing is still paused: the transport will call resume_writing but never pause_writing again,
+            # so uvicorn must hear it now or it writes on without limit to a client that reads nothing.
+            protocol.pause_writing()
             self.transport.resume_reading()
         if data:
             protocol.data_received(data)
