@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from clearline.kit.signing import Signer
 from clearline.link import repository, service
-from clearline.link.redirect import ClickWriter, RedirectMiddleware, Redirector
+from clearline.link.redirect import ClickWriter, RedirectMiddleware, Redirector, Repeats
 from clearline.models import Click, Link, LinkChange
 from tests.link.conftest import contracted_creator
 
@@ -150,6 +150,18 @@ class TestLiveLink:
         assert web.get("/r/").status_code == 418
         assert web.get("/r/a/b").status_code == 418
         assert web.post("/r/abc").status_code == 418
+
+
+class TestRepeats:
+    def test_a_visitor_back_after_the_window_does_not_hold_up_the_eviction_of_older_ones(self):
+        repeats = Repeats(window=10)
+        repeats.put(1, "a", 0.0)
+        repeats.put(2, "b", 5.0)
+        assert repeats.get(1, 11.0) is None  # visitor 1's hour is over: a new first click
+        repeats.put(1, "c", 11.0)
+        repeats.put(3, "d", 16.0)  # visitor 2's entry is 11 s old by now
+
+        assert list(repeats._seen) == [1, 3]
 
 
 class TestClickIds:

@@ -397,6 +397,7 @@ class Repeats:
         return found[0]
 
     def put(self, key: int, click_id: str, now: float) -> None:
+        self._seen.pop(key, None)  # a visitor back after the window goes to the end, in time order with the rest
         self._seen[key] = (click_id, now)
         while self._seen:
             oldest_key, (_, at) = next(iter(self._seen.items()))
