@@ -214,11 +214,22 @@ class TestMalformedRequests:
     def test_a_request_target_with_a_space_or_control_byte_is_uvicorns(self, served, redirector, ops_session, program):
         link = issue(ops_session, program)
         redirector.links.refresh()
-        for target in (f"/r/{link.code}?a HTTP/1.0 x", f"/r/{link.code}?a\x01b", f"/r/{link.code}?a\x7fb"):
+        for target in (f"/r/{link.code}?a HTTP/1.0 x", *(f"/r/{link.code}?a{c}b" for c in "\x01\x7f\xff")):
             with served.connect() as conn:
                 conn.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode("latin-1"))
                 answers = read_answers(conn, 1)
             assert [status for status, _, _ in answers] in ([], [400]), target
+        redirector.writer.flush()
+        assert clicks(program, link.id) == []
+
+    def test_a_control_byte_in_a_header_value_is_uvicorns(self, served, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        for value in ("a\x01b", "a\x7fb", "a\x0bb"):
+            with served.connect() as conn:
+                conn.sendall(get(link.code, f"User-Agent: {value}"))
+                answers = read_answers(conn, 1)
+            assert [status for status, _, _ in answers] in ([], [400]), value
         redirector.writer.flush()
         assert clicks(program, link.id) == []
 
