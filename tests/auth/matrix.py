@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from clearline.contract import repository as contract_repository
 from clearline.contract import service as contract_service
 from clearline.creator import service as creator_service
 from clearline.kit.money import format_minor
+from clearline.kit.storage import LocalStorage
 from clearline.models import Agency, Brand, Campaign, Contract, Creator, Offer, User
 from tests import factories
 
@@ -76,6 +78,9 @@ class Sales:
     creative_draft: int
     creative_approved: int
     creative_scheduled: int
+    creative_posted: int
+    version_file: int
+    proof_file: int
     at: dt.datetime
 
 
@@ -312,6 +317,25 @@ def _sales(db: Session, side: Side) -> Sales:
     creative_approved = approved_creative("youtube")
     creative_scheduled = approved_creative("facebook")
     creative.schedule(db, system, creative_id=creative_scheduled, scheduled_for=now + dt.timedelta(days=1))
+    # Posted content with files: a version's and a proof's, for the routes that serve them.
+    creative_posted = creative.create_creative(
+        db, system, brief_id=brief_approved, creator_id=side.creator.id, channel="tiktok"
+    ).id
+    with_file = creative.add_version(
+        db, system, creative_id=creative_posted, caption="cut", data=PNG, file_name="cut.png", content_type="image/png"
+    )
+    approval.decide(db, system, step_id=open_step("creative", creative_posted), decision="approved")
+    creative.schedule(db, system, creative_id=creative_posted, scheduled_for=now + dt.timedelta(days=1))
+    proof = creative.add_proof(
+        db,
+        system,
+        creative_id=creative_posted,
+        url="https://www.tiktok.com/@home/video/1",
+        posted_at=now,
+        data=PNG + b"proof",
+        file_name="posted.png",
+        content_type="image/png",
+    )
     db.flush()
     return Sales(
         campaign=campaign,
@@ -333,6 +357,9 @@ def _sales(db: Session, side: Side) -> Sales:
         creative_draft=creative_draft,
         creative_approved=creative_approved,
         creative_scheduled=creative_scheduled,
+        creative_posted=creative_posted,
+        version_file=with_file.id,
+        proof_file=proof.id,
         at=now,
     )
 
@@ -469,9 +496,33 @@ def send(
     )
 
 
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+@contextmanager
+def _files_in_a_temporary_directory() -> Iterator[None]:
+    """The world's uploads (and the routes serving them) use a storage of their own, removed afterwards."""
+    from clearline.brief import creative
+
+    previous = creative.default_storage
+    with tempfile.TemporaryDirectory() as root:
+        storage = LocalStorage(root, max_bytes=1024 * 1024)
+        creative.default_storage = lambda: storage  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            creative.default_storage = previous  # type: ignore[assignment]
+
+
 @contextmanager
 def shared_world(engine: Engine) -> Iterator[tuple[Connection, World, FastAPI]]:
     """Build the world once in an outer transaction; every test then runs in a savepoint of it."""
+    with _files_in_a_temporary_directory(), _shared_world(engine) as built:
+        yield built
+
+
+@contextmanager
+def _shared_world(engine: Engine) -> Iterator[tuple[Connection, World, FastAPI]]:
     connection = engine.connect()
     outer = connection.begin()
     builder = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)

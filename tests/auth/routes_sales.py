@@ -511,7 +511,7 @@ SALES: list[Endpoint] = [
         EVERYONE,
         foreign="list",
         listed=ids,
-        owned=lambda s: {s.s.creative_draft, s.s.creative_approved, s.s.creative_scheduled},
+        owned=lambda s: {s.s.creative_draft, s.s.creative_approved, s.s.creative_scheduled, s.s.creative_posted},
     ),
     row(
         "POST",
@@ -541,6 +541,20 @@ SALES: list[Endpoint] = [
         ),
         frozenset({"admin", "social_ops", "creator", "agency"}),
         ok=201,
+        readers=CREATIVE_READERS,
+    ),
+    row(
+        "GET",
+        "/creatives/{creative_id}/versions/{version_id}/file",
+        lambda s, c: Call(f"{V1}/creatives/{s.s.creative_posted}/versions/{s.s.version_file}/file"),
+        CREATIVE_READERS,
+        readers=CREATIVE_READERS,
+    ),
+    row(
+        "GET",
+        "/creatives/{creative_id}/proofs/{proof_id}/file",
+        lambda s, c: Call(f"{V1}/creatives/{s.s.creative_posted}/proofs/{s.s.proof_file}/file"),
+        CREATIVE_READERS,
         readers=CREATIVE_READERS,
     ),
 ]

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from clearline.kit.errors import NotFoundError, ValidationFailedError
-from clearline.kit.storage import LocalStorage, check_upload
+from clearline.kit.storage import LocalStorage, check_upload, content_disposition, download_name
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 32
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 32
@@ -136,3 +136,53 @@ class TestGet:
     def test_an_unknown_key_is_not_found(self, storage):
         with pytest.raises(NotFoundError):
             storage.get("0" * 64 + ".png")
+
+
+class TestOpen:
+    def test_a_stored_file_opens_for_reading_in_chunks(self, storage):
+        stored = storage.put(PDF, name="deck.pdf", content_type="application/pdf")
+        with storage.open(stored.key) as handle:
+            assert handle.read(4) + handle.read() == PDF
+
+    @pytest.mark.parametrize("key", ["../../etc/passwd", "/etc/passwd", "ab/../../secret", "a" * 64 + ".png/../x"])
+    def test_a_path_is_never_opened(self, storage, key):
+        with pytest.raises(ValidationFailedError):
+            storage.open(key)
+
+    def test_a_symbolic_link_planted_under_the_root_is_not_followed_out_of_it(self, storage, tmp_path):
+        secret = tmp_path / "secret.txt"
+        secret.write_text("do not read")
+        key = "a" * 64 + ".txt"
+        (tmp_path / "files" / key[:2]).mkdir(parents=True)
+        (tmp_path / "files" / key[:2] / key).symlink_to(secret)
+        with pytest.raises(ValidationFailedError):
+            storage.open(key)
+        with pytest.raises(ValidationFailedError):
+            storage.get(key)
+
+    def test_an_unknown_key_is_not_found(self, storage):
+        with pytest.raises(NotFoundError):
+            storage.open("0" * 64 + ".pdf")
+
+
+class TestDownloadName:
+    @pytest.mark.parametrize(
+        ("name", "content_type", "expected"),
+        [
+            ("hero.png", "image/png", "hero.png"),
+            ("photo.JPEG", "image/jpeg", "photo.JPEG"),
+            ("page.html", "image/png", "page.html.png"),
+            ("../../etc/passwd", "text/plain", "passwd.txt"),
+            ("..\\..\\boot.ini", "text/plain", "boot.ini.txt"),
+            ("bad\r\nname.pdf", "application/pdf", "badname.pdf"),
+            ("", "video/mp4", "fallback.mp4"),
+            ("...", "application/octet-stream", "fallback"),
+        ],
+    )
+    def test_the_name_is_a_bare_name_with_the_served_types_extension(self, name, content_type, expected):
+        assert download_name(name, content_type=content_type, fallback="fallback") == expected
+
+    def test_the_header_carries_an_ascii_name_and_the_utf8_one(self):
+        assert content_disposition('crème "brûlée".png', inline=False) == (
+            "attachment; filename=\"creme _brulee_.png\"; filename*=UTF-8''cr%C3%A8me%20%22br%C3%BBl%C3%A9e%22.png"
+        )

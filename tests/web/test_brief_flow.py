@@ -10,7 +10,7 @@ import datetime as dt
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import select
 
 from clearline.auth import service as auth_service
@@ -41,6 +41,18 @@ def utc(at: dt.datetime) -> str:
 def log_out(page: Page) -> None:
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(re.compile(r"/login"))
+
+
+def opens_file(page: Page, link: Locator, content: bytes, name: str) -> None:
+    """Following ``link`` serves the stored file itself: its bytes, its type, never sniffed, shown inline."""
+    with page.expect_response(lambda r: r.url.endswith("/file")) as served:
+        link.click()
+    response = served.value
+    assert response.status == 200
+    assert response.body() == content
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-disposition"].startswith(f'inline; filename="{name}"')
 
 
 @pytest.fixture
@@ -208,15 +220,26 @@ def test_a_brief_goes_from_draft_to_posted_content_through_the_pages(
     expect(card).to_contain_text(f"In review: content check by marketing, due {utc(review.due_at)}")
     log_out(page)
 
-    # Marketing asks for changes in its queue; Zoe reads who said what, and when, and uploads a second version.
+    # Marketing opens the file under review from its queue, then asks for changes; legal opens it from the brief.
     sign_in(page, "marketing@clearline.demo")
     page.goto("/approvals")
     item = page.locator("article.approval", has_text=f"Creative #{made.id} for instagram")
     expect(item).to_contain_text("content check · marketing")
     expect(item).to_contain_text(f"due {utc(review.due_at)}")
+    expect(item.locator(".under-review")).to_contain_text("Version 1 · routine.png")
+    opens_file(page, item.get_by_role("link", name="Open version 1: routine.png"), PNG, "routine.png")
+    page.go_back()
+    item = page.locator("article.approval", has_text=f"Creative #{made.id} for instagram")
     item.get_by_label("Comment").fill("Put #ad at the very start")
     item.get_by_role("button", name="Request changes").click()
     expect(page.get_by_role("status")).to_contain_text("changes requested")
+    log_out(page)
+
+    sign_in(page, "legal@clearline.demo")
+    page.goto(brief_url)
+    row = page.locator(f"#creative-{made.id}")
+    opens_file(page, row.get_by_role("link", name="Open version 1: routine.png"), PNG, "routine.png")
+    page.go_back()
     log_out(page)
 
     sign_in(page, ZOE)
@@ -309,4 +332,5 @@ def test_a_brief_goes_from_draft_to_posted_content_through_the_pages(
     expect(card.locator(".creative-status")).to_have_text("posted")
     expect(card.locator(".proof")).to_contain_text("Posted 2026-11-24 18:00 UTC: https://www.instagram.com/p/zest1")
     expect(card.locator(".proof")).to_contain_text("file kept")
+    opens_file(page, card.get_by_role("link", name="Open the proof's file posted.png"), PNG + b"posted", "posted.png")
     context.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import BinaryIO
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -16,7 +18,7 @@ from clearline.brief.service import get_brief
 from clearline.contract.repository import agency_brand_ids
 from clearline.kit.clock import utcnow
 from clearline.kit.errors import ConflictError, NotFoundError, ValidationFailedError
-from clearline.kit.storage import Storage, default_storage
+from clearline.kit.storage import ALLOWED_TYPES, Storage, default_storage, download_name
 from clearline.link import repository as link_repository
 from clearline.models import (
     ApprovalStep,
@@ -346,7 +348,15 @@ def add_proof(
     if creative.status not in ("scheduled", "posted"):
         raise ConflictError(f"creative {creative.id} is {creative.status}: only scheduled content can be posted")
     stored = (storage or default_storage()).put(data, name=file_name, content_type=content_type) if data else None
-    proof = ProofOfPosting(creative_id=creative.id, url=url, posted_at=posted_at, file_key=stored.key if stored else "")
+    proof = ProofOfPosting(
+        creative_id=creative.id,
+        url=url,
+        posted_at=posted_at,
+        file_key=stored.key if stored else "",
+        file_name=stored.name if stored else "",
+        content_type=stored.content_type if stored else "",
+        size_bytes=stored.size if stored else 0,
+    )
     session.add(proof)
     creative.status = "posted"
     session.flush()
@@ -408,3 +418,66 @@ def open_reviews_of(session: Session, actor: Actor, creative_ids: list[int]) -> 
     for step in session.scalars(stmt):
         found.setdefault(step.subject_id, []).append(step)
     return found
+
+
+@dataclass
+class FileToServe:
+    """A stored file opened for reading, with what to send it as (the caller streams and closes it)."""
+
+    handle: BinaryIO
+    name: str
+    content_type: str
+    is_allowed_type: bool
+
+
+def _open_file(storage: Storage | None, *, key: str, name: str, content_type: str, fallback: str) -> FileToServe:
+    # Only the types an upload could have been accepted as are served as themselves; anything else (a row
+    # written by hand) goes out as an opaque download.
+    allowed = content_type in ALLOWED_TYPES
+    served = content_type if allowed else "application/octet-stream"
+    try:
+        handle = (storage or default_storage()).open(key)
+    except ValidationFailedError:
+        # A key the storage refuses (not one it could have made) is a damaged row, not the caller's mistake.
+        raise NotFoundError("no stored file for this row") from None
+    return FileToServe(handle, download_name(name, content_type=served, fallback=fallback), served, allowed)
+
+
+def version_file(
+    session: Session, actor: Actor, *, creative_id: int, version_id: int, storage: Storage | None = None
+) -> FileToServe:
+    """A version's file, for whoever may read the creative (404 for anyone else, and for a version without
+    a file). The storage key comes from the version's row, never from the request."""
+    creative = get_creative(session, actor, creative_id)
+    version = session.scalar(
+        select(CreativeVersion).where(CreativeVersion.id == version_id, CreativeVersion.creative_id == creative.id)
+    )
+    if version is None or not version.file_key:
+        raise NotFoundError(f"no file for version {version_id} of creative {creative.id}")
+    return _open_file(
+        storage,
+        key=version.file_key,
+        name=version.file_name,
+        content_type=version.content_type,
+        fallback=f"creative-{creative.id}-v{version.version}",
+    )
+
+
+def proof_file(
+    session: Session, actor: Actor, *, creative_id: int, proof_id: int, storage: Storage | None = None
+) -> FileToServe:
+    """A proof of posting's file, for whoever may read the creative (404 for anyone else, and for a proof
+    without a file)."""
+    creative = get_creative(session, actor, creative_id)
+    proof = session.scalar(
+        select(ProofOfPosting).where(ProofOfPosting.id == proof_id, ProofOfPosting.creative_id == creative.id)
+    )
+    if proof is None or not proof.file_key:
+        raise NotFoundError(f"no file for proof {proof_id} of creative {creative.id}")
+    return _open_file(
+        storage,
+        key=proof.file_key,
+        name=proof.file_name,
+        content_type=proof.content_type,
+        fallback=f"proof-{proof.id}",
+    )

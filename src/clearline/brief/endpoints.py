@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile as StarletteUpload
 
@@ -21,6 +22,7 @@ from clearline.brief.schemas import (
     ScheduleIn,
     StepRead,
 )
+from clearline.kit.storage import content_disposition
 
 router = APIRouter(tags=["briefs"])
 
@@ -198,3 +200,59 @@ def add_proof(
         content_type=upload.content_type,
     )
     return {"id": proof.id, "url": proof.url, "posted_at": proof.posted_at, "file_key": proof.file_key}
+
+
+CHUNK = 64 * 1024
+
+
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+    try:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+    finally:
+        handle.close()
+
+
+def _serve(found: creative.FileToServe, *, download: bool) -> StreamingResponse:
+    """Streamed in chunks with the type it was accepted as, never sniffed, and a name that cannot break the
+    header; a type outside the upload's allow-list is only ever a download."""
+    handle = found.handle
+    size = handle.seek(0, 2)
+    handle.seek(0)
+    media_type = found.content_type + ("; charset=utf-8" if found.content_type == "text/plain" else "")
+    headers = {
+        "Content-Length": str(size),
+        "Content-Disposition": content_disposition(found.name, inline=found.is_allowed_type and not download),
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+    }
+    return StreamingResponse(_chunks(handle), media_type=media_type, headers=headers)
+
+
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file, streamed", "content": {t: {} for t in ("image/png", "application/pdf")}},
+    404: {"description": "No such file, or not yours to read"},
+}
+
+
+@router.get(
+    "/creatives/{creative_id}/versions/{version_id}/file", response_class=StreamingResponse, responses=_FILE_RESPONSES
+)
+def version_file(
+    creative_id: int, version_id: int, session: DbSession, actor: CurrentActor, download: bool = False
+) -> StreamingResponse:
+    """A version's file, to whoever may read the creative (its brand's staff, its creator, the creator's agency);
+    ``inline`` to view it in the browser, ``?download=true`` to save it. A web session's cookie works too."""
+    found = creative.version_file(session, actor, creative_id=creative_id, version_id=version_id)
+    return _serve(found, download=download)
+
+
+@router.get(
+    "/creatives/{creative_id}/proofs/{proof_id}/file", response_class=StreamingResponse, responses=_FILE_RESPONSES
+)
+def proof_file(
+    creative_id: int, proof_id: int, session: DbSession, actor: CurrentActor, download: bool = False
+) -> StreamingResponse:
+    """A proof of posting's file, to whoever may read the creative, as for a version's file."""
+    found = creative.proof_file(session, actor, creative_id=creative_id, proof_id=proof_id)
+    return _serve(found, download=download)

@@ -16,7 +16,17 @@ from clearline.catalog import repository as catalog_repository
 from clearline.creator import repository as creator_repository
 from clearline.kit.clock import utcnow
 from clearline.link import service as link_service
-from clearline.models import ApprovalStep, Brand, Brief, Campaign, Creative, CreativeVersion, Link, Offer
+from clearline.models import (
+    ApprovalStep,
+    Brand,
+    Brief,
+    Campaign,
+    Creative,
+    CreativeVersion,
+    Link,
+    Offer,
+    ProofOfPosting,
+)
 
 OPS_ROLES = ("social_ops", "admin")
 SCHEDULE_GATE = ("contract", "link", "approval")  # the items creative.missing_for_schedule may name
@@ -43,6 +53,7 @@ class BriefView:
     can_schedule: bool
     creative_steps: dict[int, list[ApprovalStep]] = field(default_factory=dict)
     versions: dict[int, list[CreativeVersion]] = field(default_factory=dict)
+    proofs: dict[int, list[ProofOfPosting]] = field(default_factory=dict)
     handles: dict[int, str] = field(default_factory=dict)
     now: dt.datetime | None = None
 
@@ -56,6 +67,8 @@ class QueueItem:
     step: ApprovalStep
     title: str
     overdue: bool
+    creative: Creative | None = None
+    version: CreativeVersion | None = None  # a creative's latest version: the one in review
 
 
 @dataclass
@@ -132,6 +145,7 @@ def brief_detail(session: Session, actor: Actor, *, brief_id: int) -> BriefView:
         can_schedule=actor.has_any(("social_ops", "admin"), brief.brand_id),
         creative_steps=creative_steps,
         versions=creative.versions_of(session, actor, ids),
+        proofs=creative.proofs_of(session, actor, ids),
         handles={c.id: f"@{c.handle}"
                  for c in creator_repository.list_creators(session, actor, brand_id=brief.brand_id)},
         now=now)
@@ -140,13 +154,17 @@ def brief_detail(session: Session, actor: Actor, *, brief_id: int) -> BriefView:
 def approvals(session: Session, actor: Actor) -> list[QueueItem]:
     now = utcnow()
     items = []
-    for step in approval.queue(session, actor):
+    steps = approval.queue(session, actor)
+    versions = creative.versions_of(session, actor, [s.subject_id for s in steps if s.subject_type == "creative"])
+    for step in steps:
         if step.subject_type == "brief":
             title = f"Brief: {service.get_brief(session, actor, step.subject_id).title}"
+            items.append(QueueItem(step, title, step.due_at < now))
         else:
             made = creative.get_creative(session, actor, step.subject_id)
             title = f"Creative #{made.id} for {made.channel} (brief {made.brief_id})"
-        items.append(QueueItem(step, title, step.due_at < now))
+            latest = versions.get(made.id, [None])[0]
+            items.append(QueueItem(step, title, step.due_at < now, creative=made, version=latest))
     return items
 
 

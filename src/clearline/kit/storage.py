@@ -6,9 +6,11 @@ import hashlib
 import os
 import re
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
+from urllib.parse import quote
 
 from clearline.kit.errors import NotFoundError, ValidationFailedError
 
@@ -32,6 +34,9 @@ SIGNATURES = {
 
 
 KEY = re.compile(r"^[0-9a-f]{64}\.[a-z0-9]{2,4}$")
+# Other spellings of a type's extension a file name may already end with.
+EXTENSIONS = {**{t: (ext,) for t, ext in ALLOWED_TYPES.items()}, "image/jpeg": (".jpg", ".jpeg")}
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
 def _content_matches(data: bytes, content_type: str) -> bool:
@@ -63,6 +68,10 @@ class Storage(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
+    def open(self, key: str) -> BinaryIO:
+        """The stored file for reading in chunks (the caller closes it)."""
+        ...
+
 
 def check_upload(data: bytes, *, content_type: str, max_bytes: int) -> None:
     if content_type not in ALLOWED_TYPES:
@@ -90,6 +99,17 @@ class LocalStorage:
         self.root = Path(root)
         self.max_bytes = max_bytes
 
+    def _path(self, key: str) -> Path:
+        """Only a key this storage could have made, and a file that really lies under ``root``: never a path
+        from elsewhere (``..``, an absolute path, a symbolic link planted in the tree)."""
+        if not KEY.fullmatch(key):
+            raise ValidationFailedError("bad key", details=[{"loc": ["key"], "msg": "not a stored file's key"}])
+        root = self.root.resolve()
+        path = (root / key[:2] / key).resolve()
+        if not path.is_relative_to(root):
+            raise ValidationFailedError("bad key", details=[{"loc": ["key"], "msg": "outside the storage"}])
+        return path
+
     def put(self, data: bytes, *, name: str, content_type: str) -> StoredFile:
         check_upload(data, content_type=content_type, max_bytes=self.max_bytes)
         key = hashlib.sha256(data).hexdigest() + ALLOWED_TYPES[content_type]
@@ -104,13 +124,32 @@ class LocalStorage:
         return StoredFile(key, Path(name).name[:200], content_type, len(data))
 
     def get(self, key: str) -> bytes:
-        # Only a key this storage could have made: never a path, so nothing outside ``root`` can be read.
-        if not KEY.fullmatch(key):
-            raise ValidationFailedError("bad key", details=[{"loc": ["key"], "msg": "not a stored file's key"}])
+        with self.open(key) as handle:
+            return handle.read()
+
+    def open(self, key: str) -> BinaryIO:
         try:
-            return (self.root / key[:2] / key).read_bytes()
-        except FileNotFoundError:
+            return self._path(key).open("rb")
+        except (FileNotFoundError, IsADirectoryError):
             raise NotFoundError(f"no stored file {key}") from None
+
+
+def download_name(name: str, *, content_type: str, fallback: str) -> str:
+    """A file name safe to send back: no directory, no control characters, and ending with the extension of
+    the type it is served as (a PNG named ``x.html`` is saved as ``x.html.png``)."""
+    cleaned = "".join(ch for ch in Path(name.replace("\\", "/")).name if unicodedata.category(ch)[0] != "C")
+    cleaned = cleaned.strip(" .")[:150] or fallback
+    extensions = EXTENSIONS.get(content_type, ())
+    if extensions and not cleaned.lower().endswith(extensions):
+        cleaned += extensions[0]
+    return cleaned
+
+
+def content_disposition(name: str, *, inline: bool) -> str:
+    """RFC 6266: an ASCII fallback name and the UTF-8 one, neither able to break out of the header."""
+    ascii_name = _UNSAFE_NAME.sub("_", unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode())
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{ascii_name or 'file'}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def default_storage() -> Storage:

@@ -106,6 +106,9 @@ class ProofOfPosting(Base):
     url: Mapped[str] = mapped_column(String(2000))
     posted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     file_key: Mapped[str] = mapped_column(String(200), default="")
+    file_name: Mapped[str] = mapped_column(String(200), default="")
+    content_type: Mapped[str] = mapped_column(String(100), default="")
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[dt.datetime] = created_at()
 
 
