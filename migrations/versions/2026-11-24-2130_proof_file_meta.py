@@ -52,10 +52,6 @@ def upgrade() -> None:
                 file_name=sa.literal("proof-") + sa.cast(proofs.c.id, sa.String()) + sa.literal(extension),
             )
         )
-    with op.batch_alter_table("proofs_of_posting", schema=None) as batch_op:
-        batch_op.alter_column("file_name", server_default=None)
-        batch_op.alter_column("content_type", server_default=None)
-        batch_op.alter_column("size_bytes", server_default=None)
 
 
 def downgrade() -> None:
