@@ -198,6 +198,12 @@ class TestOrderPostback:
         assert answer.status_code == 422
         assert _error_locs(answer) == {"body"}
 
+    def test_a_body_nested_too_deeply_to_parse_is_422_not_a_server_error(self, client, shop):
+        answer = _post(client, shop, "orders", b'{"order_id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+
+        assert answer.status_code == 422
+        assert _error_locs(answer) == {"body"}
+
     def test_an_overlong_click_id_is_422_not_a_database_error(self, client, shop):
         answer = _post(client, shop, "orders", order_body(click_id="c" * 100))
 

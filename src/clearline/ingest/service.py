@@ -58,6 +58,10 @@ def parse_json(body: bytes | str) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailedError("body is not JSON", details=[{"loc": ["body"], "msg": str(exc)}]) from None
+    except RecursionError:
+        raise ValidationFailedError(
+            "body is nested too deeply", details=[{"loc": ["body"], "msg": "nested too deeply to read"}]
+        ) from None
 
 
 def normalise(source: str, kind: str, payload: Any) -> schemas.OrderIn | schemas.RefundIn:
