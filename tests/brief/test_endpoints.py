@@ -341,6 +341,17 @@ class TestProofs:
         listed = client.get("/api/v1/creatives", headers=keys["social_ops"]).json()
         assert [c["status"] for c in listed] == ["scheduled"]
 
+    def test_a_proof_whose_url_is_not_a_web_address_is_422_naming_it(self, client, db, program, keys):
+        creative_id = self._scheduled(client, db, program, keys)
+        response = client.post(
+            f"/api/v1/creatives/{creative_id}/proofs",
+            json={"url": "javascript:alert(1)", "posted_at": dt.datetime.now(dt.UTC).isoformat()},
+            headers=keys["social_ops"],
+        )
+        assert response.status_code == 422
+        assert [e["loc"] for e in response.json()["errors"]] == [["url"]]
+        assert client.get("/api/v1/creatives", headers=keys["social_ops"]).json()[0]["status"] == "scheduled"
+
     def test_a_proof_form_without_its_url_is_422_naming_it(self, client, db, program, keys):
         creative_id = self._scheduled(client, db, program, keys)
         response = client.post(

@@ -328,6 +328,14 @@ def schedule(session: Session, actor: Actor, *, creative_id: int, scheduled_for:
     return post
 
 
+POST_URL_RULE = "the post's address, starting with https://"
+
+
+def is_post_url(url: str) -> bool:
+    """A proof's URL is a web address: anything else (javascript:, data:) would be a link no one should follow."""
+    return url.strip().lower().startswith(("https://", "http://"))
+
+
 def add_proof(
     session: Session,
     actor: Actor,
@@ -345,6 +353,8 @@ def add_proof(
     creative = get_creative(session, actor, creative_id)
     _may_edit(session, actor, creator_id=creative.creator_id, brand_id=creative.brand_id, roles=("social_ops",))
     _aware("posted_at", posted_at)
+    if not is_post_url(url):
+        raise ValidationFailedError("invalid field(s): url", details=[{"loc": ["url"], "msg": POST_URL_RULE}])
     if creative.status not in ("scheduled", "posted"):
         raise ConflictError(f"creative {creative.id} is {creative.status}: only scheduled content can be posted")
     stored = (storage or default_storage()).put(data, name=file_name, content_type=content_type) if data else None

@@ -155,8 +155,8 @@ def add_proof(
     data, name, content_type = _file(file)
     try:
         errors = []
-        if not url.strip().startswith(("https://", "http://")):
-            errors.append({"loc": ["url"], "msg": "the post's address, starting with https://"})
+        if not creative_service.is_post_url(url):
+            errors.append({"loc": ["url"], "msg": creative_service.POST_URL_RULE})
         try:
             when = parse_datetime(posted_at) if posted_at.strip() else None
         except ValueError:

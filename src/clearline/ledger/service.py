@@ -357,24 +357,19 @@ def integrity(session: Session, *, limit: int = 20) -> Integrity:
         entries=session.scalar(select(func.count()).select_from(LedgerEntry)) or 0,
         postings=session.scalar(select(func.count()).select_from(LedgerPosting)) or 0,
     )
-    no_entry = (
-        select(LedgerPosting.id, LedgerPosting.entry_id)
-        .outerjoin(LedgerEntry, LedgerEntry.id == LedgerPosting.entry_id)
-        .where(LedgerEntry.id.is_(None))
-        .order_by(LedgerPosting.id)
-        .limit(limit)
-    )
-    for posting_id, entry_id in session.execute(no_entry):
-        report.problems.append(f"posting {posting_id}: entry {entry_id} does not exist")
-    no_account = (
-        select(LedgerPosting.id, LedgerPosting.account_id)
-        .outerjoin(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
-        .where(LedgerAccount.id.is_(None))
-        .order_by(LedgerPosting.id)
-        .limit(limit)
-    )
-    for posting_id, account_id in session.execute(no_account):
-        report.problems.append(f"posting {posting_id}: account {account_id} does not exist")
+    for what, reference, target in (
+        ("entry", LedgerPosting.entry_id, LedgerEntry),
+        ("account", LedgerPosting.account_id, LedgerAccount),
+    ):
+        orphans = (
+            select(LedgerPosting.id, reference)
+            .outerjoin(target, target.id == reference)
+            .where(target.id.is_(None))
+            .order_by(LedgerPosting.id)
+            .limit(limit)
+        )
+        for posting_id, missing_id in session.execute(orphans):
+            report.problems.append(f"posting {posting_id}: {what} {missing_id} does not exist")
     wrong_currency = (
         select(LedgerPosting.id, LedgerPosting.currency, LedgerAccount.code)
         .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
