@@ -287,7 +287,7 @@ class TestFlowControl:
     def test_uvicorn_takes_over_a_connection_whose_client_reads_nothing_still_paused(self):
         config = uvicorn.Config(_framework, lifespan="off", log_level="warning", access_log=False)
         config.load()
-        config._clearline_hot_path = (object(), None)  # a redirector: the fast path is on
+        config._clearline_hot_path = (object(), None, None)  # a redirector (no postback intake): the fast path is on
         loop = asyncio.new_event_loop()
         try:
             fast = RedirectProtocol(config, ServerState(), {}, _loop=loop)

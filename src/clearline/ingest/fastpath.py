@@ -14,6 +14,7 @@ request-scoped routes are; the served app has no override and never processes in
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import inspect
@@ -42,6 +43,7 @@ log = logging.getLogger("clearline.ingest.fastpath")
 PREFIX = "/api/v1/postbacks/"
 KINDS = {"orders": "order", "refunds": "refund"}
 MAX_BODY = 1024 * 1024  # an order of 5,000 lines fits; anything larger is refused before it is buffered
+STORE_FAILED = {"error": "internal", "detail": "the event was not stored; send it again"}
 BUSY_GAP_S = 0.01  # a request this recent still counts: the next one is likely on its way
 
 
@@ -185,6 +187,7 @@ class PostbackIntake:
         self.last_request = float("-inf")
         self.started = False
         self.closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -229,10 +232,65 @@ class PostbackIntake:
             return exc.status_code, exc.to_dict()
         except Exception:
             log.exception("postback could not be stored")
-            return 500, {"error": "internal", "detail": "the event was not stored; send it again"}
+            return 500, STORE_FAILED
         finally:
             self.in_flight -= 1
             self.last_request = time.monotonic()
+
+    def begin(
+        self,
+        slug: str,
+        kind: str,
+        headers: dict[str, str],
+        body: bytes,
+        loop: asyncio.AbstractEventLoop,
+        reply: Callable[[int, dict[str, Any]], None],
+    ) -> None:
+        """`handle` without a coroutine, for `clearline serve`'s HTTP protocol: ``reply(status, answer)`` is
+        called on ``loop`` once the answer is known (for a 200, once the row's batch is committed). The
+        answers are `handle`'s, byte for byte; only a signature that needs the keys reloaded takes the
+        coroutine path."""
+        self.in_flight += 1
+
+        def answer(status: int, payload: dict[str, Any]) -> None:
+            self.in_flight -= 1
+            self.last_request = time.monotonic()
+            reply(status, payload)
+
+        try:
+            key = self.keys.keys.get(slug)
+            try:
+                verify(key, body, headers)
+            except ClearlineError:
+                if not self.keys.may_refresh():
+                    raise
+                self.in_flight -= 1  # handle() counts it again
+
+                async def reload_and_handle() -> None:
+                    reply(*await self.handle(slug, kind, headers, body))
+
+                task = loop.create_task(reload_and_handle())
+                self._tasks.add(task)  # the loop keeps only a weak reference
+                task.add_done_callback(self._tasks.discard)
+                return
+            assert key is not None
+            prepared = prepare(key.brand_id, kind, body, headers)
+            public_id = prepared.public_id
+
+            def stored(outcome: Stored | BaseException) -> None:
+                if isinstance(outcome, Stored):
+                    answer(200, accepted(kind, public_id, outcome))
+                elif isinstance(outcome, ClearlineError):
+                    answer(outcome.status_code, outcome.to_dict())
+                else:
+                    answer(500, STORE_FAILED)
+
+            self.writer.submit_callback(prepared.row, loop, stored)
+        except ClearlineError as exc:
+            answer(exc.status_code, exc.to_dict())
+        except Exception:
+            log.exception("postback could not be stored")
+            answer(500, STORE_FAILED)
 
     async def _fast(self, slug: str, kind: str, headers: dict[str, str], body: bytes) -> tuple[Stored, str]:
         key = self.keys.keys.get(slug)

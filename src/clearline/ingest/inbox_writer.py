@@ -112,22 +112,43 @@ def write_batch(conn: Connection, rows: list[dict[str, Any]]) -> list[Outcome]:
     return outcomes
 
 
-def _settle(pairs: list[tuple[asyncio.Future[Stored], Stored | BaseException]]) -> None:
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """A waiter that is a plain function called on its event loop (the HTTP protocol's postbacks): no
+    future, no task."""
+
+    loop: asyncio.AbstractEventLoop
+    call: Callable[[Stored | BaseException], None]
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self.loop
+
+
+Waiter = asyncio.Future[Stored] | Callback
+
+
+def _settle(pairs: list[tuple[Waiter, Stored | BaseException]]) -> None:
     """On the event loop: answer the waiting requests of one batch."""
-    for future, outcome in pairs:
-        if future.done():  # the request was cancelled (client gone); the row is stored all the same
+    for waiter, outcome in pairs:
+        if isinstance(waiter, Callback):
+            try:
+                waiter.call(outcome)
+            except Exception:  # one broken connection must not keep the rest of the batch unanswered
+                log.exception("a postback answer could not be sent")
+            continue
+        if waiter.done():  # the request was cancelled (client gone); the row is stored all the same
             continue
         if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
+            waiter.set_exception(outcome)
         else:
-            future.set_result(outcome)
+            waiter.set_result(outcome)
 
 
-def _answer(futures: list[asyncio.Future[Stored]], outcomes: list[Stored | BaseException]) -> None:
+def _answer(waiters: list[Waiter], outcomes: list[Stored | BaseException]) -> None:
     """One wake-up of each event loop per batch, not one per request."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Stored], Stored | BaseException]]] = {}
-    for future, outcome in zip(futures, outcomes, strict=True):
-        by_loop.setdefault(future.get_loop(), []).append((future, outcome))
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Waiter, Stored | BaseException]]] = {}
+    for waiter, outcome in zip(waiters, outcomes, strict=True):
+        by_loop.setdefault(waiter.get_loop(), []).append((waiter, outcome))
     for loop, pairs in by_loop.items():
         with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
             loop.call_soon_threadsafe(_settle, pairs)
@@ -164,11 +185,22 @@ class GroupCommitWriter:
         if self._thread is None:
             self.start()
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        self._put(row, future)
+        return future
+
+    def submit_callback(
+        self, row: dict[str, Any], loop: asyncio.AbstractEventLoop, call: Callable[[Stored | BaseException], None]
+    ) -> None:
+        """Queue one inbox row; ``call`` runs on ``loop`` with its outcome once its batch is committed."""
+        if self._thread is None:
+            self.start()
+        self._put(row, Callback(loop, call))
+
+    def _put(self, row: dict[str, Any], waiter: Waiter) -> None:
         with self._lock:  # checked and queued at once: a row queued after stop()'s _STOP would never be answered
             if self._stopped:
                 raise RuntimeError("the inbox writer is stopped")
-            self._queue.put((row, future))
-        return future
+            self._queue.put((row, waiter))
 
     def stop(self) -> None:
         """Write everything already queued, then end the thread."""
@@ -201,7 +233,7 @@ class GroupCommitWriter:
             self._conn.close()
             self._conn = None
 
-    def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[Stored]]]) -> None:
+    def _write(self, batch: list[tuple[dict[str, Any], Waiter]]) -> None:
         try:
             # The thread keeps its connection: a pool checkout and its reset (a ROLLBACK round trip on
             # PostgreSQL) per batch would cost more than the insert of a small one.
@@ -226,7 +258,7 @@ class GroupCommitWriter:
         self.batches += 1
         new = sum(1 for o in outcomes if isinstance(o, Stored) and not o.duplicate)
         self.written += new
-        _answer([future for _, future in batch], list(outcomes))
+        _answer([waiter for _, waiter in batch], list(outcomes))
         if self.on_commit is not None and new:
             self.on_commit(new)
 

@@ -21,6 +21,7 @@ from typing import Any
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from clearline.ingest import protocol as postbacks
 from clearline.link.redirect import COUNTRY_HEADERS, STATUS_302, RedirectMiddleware, Redirector
 
 MAX_HEAD = 16_384  # a longer request head is uvicorn's to refuse
@@ -38,23 +39,25 @@ _COUNTRY = tuple(b"\r\n" + name + b":" for name in COUNTRY_HEADERS)
 _NOT_IN_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 
 
-def _hot_path(config: Any) -> tuple[Redirector | None, Any]:
-    """The Redirector and the trusted proxies of the app uvicorn serves (found once per server)."""
+def _hot_path(config: Any) -> tuple[Redirector | None, Any, Any]:
+    """The Redirector, the trusted proxies and the postback intake of the app uvicorn serves (found once per
+    server)."""
     found = getattr(config, "_clearline_hot_path", None)
     if found is None:
         if not config.loaded:
             config.load()
-        redirector, trusted, app = None, None, config.loaded_app
+        redirector, trusted, intake, app = None, None, None, config.loaded_app
         for _ in range(16):  # uvicorn's own wrappers, then ours
             if isinstance(app, ProxyHeadersMiddleware):
                 trusted = app.trusted_hosts
             if isinstance(app, RedirectMiddleware):
                 redirector = app.redirector
+                intake = getattr(getattr(app.app, "state", None), "postbacks", None)
                 break
             app = getattr(app, "app", None)
             if app is None:
                 break
-        found = config._clearline_hot_path = (redirector, trusted)
+        found = config._clearline_hot_path = (redirector, trusted, intake)
     return found
 
 
@@ -80,7 +83,7 @@ class RedirectProtocol(asyncio.Protocol):
         self.server_state = server_state
         self.app_state = app_state
         self.loop = _loop or asyncio.get_event_loop()
-        self.redirector, self.trusted = _hot_path(config)
+        self.redirector, self.trusted, self.intake = _hot_path(config)
         self.transport: Any = None
         self.peer = ""
         self.peer_is_proxy = False
@@ -92,6 +95,9 @@ class RedirectProtocol(asyncio.Protocol):
         self.count_requests = config.limit_max_requests is not None  # uvicorn's count serves only that limit
         self._defaults: Any = None
         self._prefix = STATUS_302
+        self._server_headers = b""
+        self.waiting = False  # a postback's answer is not written yet; later requests wait in the buffer
+        self.held = False  # reading paused while they wait
 
     # --- connection life --------------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:  # uvloop's transports are not asyncio.Transport's
@@ -113,7 +119,7 @@ class RedirectProtocol(asyncio.Protocol):
     def _close_if_idle(self, answered: int) -> None:
         # One timer per keep-alive period instead of one per request: idle connections close after one to
         # two periods, and a request costs no timer.
-        if self.answered == answered:
+        if self.answered == answered and not self.waiting:
             self.transport.close()
         else:
             self.idle_check = self.loop.call_later(self.config.timeout_keep_alive, self._close_if_idle, self.answered)
@@ -128,9 +134,11 @@ class RedirectProtocol(asyncio.Protocol):
         self.transport.resume_reading()
 
     def shutdown(self) -> None:
-        """uvicorn's graceful shutdown: every answer is already written (and its click buffered), so close."""
+        """uvicorn's graceful shutdown: every redirect is already answered (and its click buffered), so close;
+        a postback waiting for its commit is answered first (uvicorn waits for its connections)."""
         self.closing = True
-        self.transport.close()
+        if not self.waiting:
+            self.transport.close()
 
     def _hand_over(self, data: bytes) -> None:
         if self.idle_check is not None:
@@ -154,6 +162,9 @@ class RedirectProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.buffer:
             data, self.buffer = self.buffer + data, b""
+        if self.waiting:
+            self._hold(data)
+            return
         end = data.find(b"\r\n\r\n")
         if end + 4 == len(data):  # the common case: exactly one request head
             answer = self._answer(data, 0, end)
@@ -165,31 +176,102 @@ class RedirectProtocol(asyncio.Protocol):
                 if self.closing:
                     self.transport.close()
                 return
-            self._hand_over(data)
-            return
-        start, answers, hand_over = 0, [], False
+            if self.intake is None or not data.startswith(postbacks.START):
+                self._hand_over(data)
+                return
+        start, hand_over, body_due = 0, False, False
+        answers: list[bytes] = []
         while end >= 0 and not self.closing:
             answer = self._answer(data, start, end)
             if answer is None:
-                hand_over = True
+                if self.intake is not None and data.startswith(postbacks.START, start):
+                    found = postbacks.read(data, start, end)
+                    if isinstance(found, postbacks.Postback):
+                        self._write_answers(answers)
+                        self._postback(found)
+                        self._hold(data[found.end :])
+                        return
+                    body_due = isinstance(found, int)  # a postback whose body is not all in yet
+                hand_over = not body_due
                 break
             answers.append(answer)
             start = end + 4
             end = data.find(b"\r\n\r\n", start)
+        self._write_answers(answers)
+        if self.closing:
+            self.transport.close()
+            return
+        rest = data[start:] if start else data
+        if body_due:  # (its length is within the intake's limit)
+            self.buffer = rest
+            return
+        # A head ended by bare line feeds never shows "\r\n\r\n": uvicorn's parser decides, not a timeout.
+        if (
+            hand_over
+            or len(rest) > MAX_HEAD
+            or not (_could_be_redirect(rest) or (self.intake is not None and postbacks.could_be_postback(rest)))
+            or rest.count(b"\n") > rest.count(b"\r\n")
+        ):
+            self._hand_over(rest)
+        else:
+            self.buffer = rest
+
+    def _write_answers(self, answers: list[bytes]) -> None:
         if answers:
             self.answered += len(answers)
             if self.count_requests:
                 self.server_state.total_requests += len(answers)
             self.transport.write(b"".join(answers))
+
+    # --- postbacks ----------------------------------------------------------------------------------
+    def _hold(self, data: bytes) -> None:
+        """Keep what arrived while a postback waits; stop reading once that is more than a postback's worth."""
+        self.buffer = data
+        if len(data) > postbacks.MAX_BODY + MAX_HEAD and not self.held:
+            self.held = True
+            self.transport.pause_reading()
+
+    def _postback(self, request: postbacks.Postback) -> None:
+        intake = self.intake
+        assert intake is not None
+        self.waiting = True
+        if request.close:
+            self.closing = True
+
+        def reply(status: int, payload: dict[str, Any]) -> None:
+            self._postback_answered(postbacks.response(status, payload, self._server_prefix(), self.closing))
+
+        if not intake.started or intake.closed:  # before the app's start-up or after its shut-down
+            reply(503, {"error": "unavailable", "detail": "the server is starting or stopping; send it again"})
+            return
+        intake.begin(request.slug, request.kind, request.headers, request.body, self.loop, reply)
+
+    def _postback_answered(self, answer: bytes) -> None:
+        self.waiting = False
+        if self.transport.is_closing():  # the client went away; the row is stored all the same
+            return
+        self.answered += 1
+        if self.count_requests:
+            self.server_state.total_requests += 1
+        self.transport.write(answer)
         if self.closing:
             self.transport.close()
             return
-        rest = data[start:] if start else data
-        # A head ended by bare line feeds never shows "\r\n\r\n": uvicorn's parser decides, not a timeout.
-        if hand_over or len(rest) > MAX_HEAD or not _could_be_redirect(rest) or rest.count(b"\n") > rest.count(b"\r\n"):
-            self._hand_over(rest)
-        else:
-            self.buffer = rest
+        if self.held:
+            self.held = False
+            if not self.reading_paused:
+                self.transport.resume_reading()
+        if self.buffer:
+            self.data_received(b"")
+
+    def _server_prefix(self) -> bytes:
+        """uvicorn's default headers (server, date), as it would send them."""
+        defaults = self.server_state.default_headers
+        if defaults is not self._defaults:  # uvicorn renews its date header once a second
+            self._defaults = defaults
+            self._server_headers = b"".join(name + b": " + value + b"\r\n" for name, value in defaults)
+            self._prefix = STATUS_302 + self._server_headers
+        return self._server_headers
 
     def _answer(self, data: bytes, start: int, end: int) -> bytes | None:
         """The whole answer to the request head data[start:end], or None when uvicorn should answer it."""
@@ -243,10 +325,7 @@ class RedirectProtocol(asyncio.Protocol):
             if b"close" in _value(low, low, b"\r\nconnection:"):
                 self.closing = True
         signed = redirector.click(entry, now, outcome, ip, agent, referrer, country, head)
-        defaults = self.server_state.default_headers
-        if defaults is not self._defaults:  # uvicorn renews its date header once a second
-            self._defaults = defaults
-            self._prefix = STATUS_302 + b"".join(name + b": " + value + b"\r\n" for name, value in defaults)
+        self._server_prefix()
         prefix = self._prefix + b"connection: close\r\n" if self.closing else self._prefix
         if signed is None:
             return prefix + entry.fallback_headers
