@@ -165,11 +165,12 @@ def _whole_order(order_id: str, rows: Rows, bad: list[csvio.RowError]) -> list[c
 
 @dataclass
 class Accepted:
-    """What acceptance leaves for processing: the new or still waiting orders' inbox event ids, and the
-    validated orders the reference already parsed (by event id; the others are read from their bodies)."""
+    """What acceptance leaves for processing: the ids of the orders stored new or still waiting, and the
+    validated orders the reference already parsed (the others are read from their inbox bodies)."""
 
-    waiting: list[int] = field(default_factory=list)
-    parsed: dict[int, schemas.OrderIn] = field(default_factory=dict)
+    brand_id: int = 0
+    waiting: list[str] = field(default_factory=list)
+    parsed: dict[str, schemas.OrderIn] = field(default_factory=dict)
 
 
 def reference_check(data: bytes | str) -> tuple[list[csvio.RowError], dict[str, str], int]:
@@ -276,7 +277,7 @@ def accept_orders(
     answers = csv_store.store_orders(
         session, brand_id=brand.id, orders=orders.select("order_id", "body"), digests=digests, delivery_id=filename
     )
-    accepted = Accepted()
+    accepted = Accepted(brand_id=brand.id)
     conflicts: list[str] = []
     for order_id, stored in zip(orders["order_id"], answers, strict=True):
         if stored.conflict:
@@ -286,9 +287,9 @@ def accept_orders(
         else:
             report.duplicates += stored.duplicate
             report.orders += not stored.duplicate
-            accepted.waiting.append(stored.event_id)
+            accepted.waiting.append(order_id)
             if order_id in checked.parsed:
-                accepted.parsed[stored.event_id] = checked.parsed[order_id]
+                accepted.parsed[order_id] = checked.parsed[order_id]
     if conflicts:
         for order_id, lines in checked.lines_of(set(conflicts)).items():
             errors.extend(
@@ -317,8 +318,21 @@ def process_accepted(session: Session, report: CsvReport, accepted: Accepted) ->
     started = time.perf_counter()
     for start in range(0, len(accepted.waiting), service.BATCH):
         chunk = accepted.waiting[start : start + service.BATCH]
-        events = list(session.scalars(select(InboxEvent).where(InboxEvent.id.in_(chunk)).order_by(InboxEvent.id)))
-        parsed: dict[int, Any] = {key: accepted.parsed[key] for key in chunk if key in accepted.parsed}
+        events = list(
+            session.scalars(
+                select(InboxEvent)
+                .where(
+                    InboxEvent.brand_id == accepted.brand_id,
+                    InboxEvent.source == "csv",
+                    InboxEvent.kind == "order",
+                    InboxEvent.external_id.in_(chunk),
+                )
+                .order_by(InboxEvent.id)
+            )
+        )
+        parsed: dict[int, Any] = {
+            e.id: accepted.parsed[e.external_id] for e in events if e.external_id in accepted.parsed
+        }
         results = service.process_batch(session, events, parsed=parsed)
         report.failed_processing += sum(1 for error in results.values() if error)
         session.flush()
@@ -341,6 +355,12 @@ def import_orders(
     and bad rows are reported for a rejects file."""
     report, accepted = accept_orders(session, actor, brand=brand, data=data, quarantine=quarantine, filename=filename)
     process_accepted(session, report, accepted)
+    record_import(session, actor, brand=brand, report=report, filename=filename)
+    return report
+
+
+def record_import(session: Session, actor: Actor, *, brand: Brand, report: CsvReport, filename: str) -> None:
+    """The import in the audit trail, once its orders are stored and processed."""
     audit.record(
         session,
         actor,
@@ -348,4 +368,3 @@ def import_orders(
         ("orders", f"csv:{filename}", brand.id),
         after={"orders": report.orders, "duplicates": report.duplicates, "rejected_rows": len(report.rejected)},
     )
-    return report

@@ -1,11 +1,11 @@
 """A checked order file into the inbox, in bulk: its orders stored raw (one inbox event per order, the body the
 canonical JSON of its rows), answered per order as `service.store_many` answers.
 
-On PostgreSQL the brand's known orders are found with one join from the id array (a file of duplicates stops
-there: nothing to write), the new ones get their ids from the sequence in one statement and go in by one
-``COPY`` straight into ``inbox_events`` (no staging table, no statement text per event). Should another
-session store one of the same orders between the look-up and the ``COPY``, the unique key refuses the
-``COPY``: its savepoint is rolled back and `service.store_many` (insert-or-ignore) stores the file instead.
+On PostgreSQL the new orders go in by one ``COPY`` straight into ``inbox_events`` (no staging table, no
+statement text per event, ids from the column's default); the brand's known orders are found with one join
+from the id array (a file of duplicates stops there: nothing to write). Should another session store one of
+the same orders meanwhile, the unique key refuses the ``COPY``: its savepoint is rolled back and
+`service.store_many` (insert-or-ignore) stores the file instead.
 Elsewhere (SQLite) `service.store_many` does it with executemany.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import polars as pl
 from psycopg.errors import UniqueViolation
@@ -26,17 +27,37 @@ from clearline.kit.clock import utcnow
 log = logging.getLogger(__name__)
 
 _KNOWN = text("""
-SELECT e.external_id, e.id, e.body_sha256, e.handled_at IS NOT NULL
+SELECT e.external_id
 FROM unnest(:ids) AS i(external_id)
 JOIN inbox_events e
   ON e.brand_id = :brand_id AND e.source = :source AND e.kind = :kind AND e.external_id = i.external_id
 """).bindparams(bindparam("ids", type_=ARRAY(String)))
-_IDS = text("SELECT nextval(pg_get_serial_sequence('inbox_events', 'id')) FROM generate_series(1, :n)")
+# Known orders are compared on the server: only what is not a processed duplicate with the same body comes back
+# (a file of duplicates sends its ids and digests, and reads back one row of empty lists).
+_SORT = text("""
+SELECT
+  coalesce(array_agg(i.external_id) FILTER (WHERE e.id IS NULL), '{}'),
+  coalesce(array_agg(i.external_id) FILTER (WHERE e.body_sha256 = i.digest AND e.handled_at IS NULL), '{}'),
+  coalesce(array_agg(i.external_id) FILTER (WHERE e.body_sha256 <> i.digest), '{}')
+FROM unnest(:ids, :digests) AS i(external_id, digest)
+LEFT JOIN inbox_events e
+  ON e.brand_id = :brand_id AND e.source = :source AND e.kind = :kind AND e.external_id = i.external_id
+""").bindparams(bindparam("ids", type_=ARRAY(String)), bindparam("digests", type_=ARRAY(String)))
 _COPY = (
-    "COPY inbox_events (id, brand_id, source, kind, external_id, delivery_id, body, body_sha256, received_at, error)"
+    "COPY inbox_events (brand_id, source, kind, external_id, delivery_id, body, body_sha256, received_at, error)"
     " FROM STDIN"
 )
 _CHUNK = 1 << 20
+_PROBE = 64  # ids looked up before trusting a file to be new
+
+
+@dataclass
+class Stored:
+    """One order's answer: stored now, or already there (``handled``: processed) with the same body or not."""
+
+    duplicate: bool = False
+    handled: bool = False
+    conflict: bool = False
 
 
 def store_orders(
@@ -47,72 +68,80 @@ def store_orders(
     digests: Sequence[str],
     delivery_id: str = "",
     source: str = "csv",
-) -> list[service.Stored]:
+) -> list[Stored]:
     """Store checked orders (``orders``: order_id, body; one row per order id) with their bodies' digests;
-    one answer per order in the same order."""
+    one answer per order in the same order. The new events' ids are not read back: the orders are found
+    again by their ids when they are processed."""
     ids: list[str] = orders["order_id"].to_list()
     if not ids:
         return []
     if session.get_bind().dialect.name != "postgresql":
         items = list(zip(ids, orders["body"].to_list(), digests, strict=True))
-        return service.store_many(
+        stored = service.store_many(
             session, brand_id=brand_id, source=source, kind="order", items=items, delivery_id=delivery_id
         )
+        return [Stored(s.duplicate, s.handled, s.conflict) for s in stored]
     where = {"brand_id": brand_id, "source": source, "kind": "order"}
-    known = {row[0]: row[1:] for row in session.execute(_KNOWN, {**where, "ids": ids})}
-    answers: list[service.Stored | None] = [None] * len(ids)
+    # A new file is the common case: when none of a sample of its ids is known, it goes in by one COPY with no
+    # look-up at all; the unique key still refuses any known one, and then every id is looked up.
+    probe = ids[:: max(1, len(ids) // _PROBE)]
+    if not session.execute(_KNOWN, {**where, "ids": probe}).first():
+        try:
+            with session.begin_nested():
+                _copy(session, brand_id, source, orders, digests, delivery_id)
+            return [Stored() for _ in ids]
+        except UniqueViolation:
+            pass
+    # The body is canonical JSON, so its digest is `service.body_digest` of it, as the stored ones are.
+    new, waiting, conflicting = session.execute(_SORT, {**where, "ids": ids, "digests": list(digests)}).one()
+    new_ids, waiting_ids, conflicting_ids = set(new), set(waiting), set(conflicting)
+    done = Stored(duplicate=True, handled=True)
+    answers: list[Stored] = []
     fresh: list[int] = []
-    for position, (external_id, digest) in enumerate(zip(ids, digests, strict=True)):
-        found = known.get(external_id)
-        if found is None:
+    for position, external_id in enumerate(ids):
+        if external_id in new_ids:
             fresh.append(position)
+            answers.append(Stored())
+        elif external_id in waiting_ids:
+            answers.append(Stored(duplicate=True))
+        elif external_id in conflicting_ids:
+            answers.append(Stored(duplicate=True, conflict=True))
         else:
-            event_id, stored_digest, handled = found
-            # The body is canonical JSON, so its digest is `service.body_digest` of it, as stored ones are.
-            answers[position] = service.Stored(
-                event_id, duplicate=True, handled=handled, conflict=stored_digest != digest
-            )
+            answers.append(done)
     if fresh:
         try:
             with session.begin_nested():
-                event_ids = _copy_new(session, brand_id, source, orders, digests, fresh, delivery_id)
+                _copy(session, brand_id, source, orders[fresh], [digests[i] for i in fresh], delivery_id)
         except UniqueViolation:  # another session stored some of them meanwhile: insert-or-ignore sorts it out
             log.warning("COPY into the inbox refused; storing the %d orders by insert-or-ignore", len(ids))
             items = list(zip(ids, orders["body"].to_list(), digests, strict=True))
-            return service.store_many(
+            stored = service.store_many(
                 session, brand_id=brand_id, source=source, kind="order", items=items, delivery_id=delivery_id
             )
-        for position, event_id in zip(fresh, event_ids, strict=True):
-            answers[position] = service.Stored(event_id)
-    assert all(answer is not None for answer in answers)
-    return answers  # type: ignore[return-value]
+            return [Stored(s.duplicate, s.handled, s.conflict) for s in stored]
+    return answers
 
 
-def _copy_new(
-    session: Session,
-    brand_id: int,
-    source: str,
-    orders: pl.DataFrame,
-    digests: Sequence[str],
-    fresh: list[int],
-    delivery_id: str,
-) -> list[int]:
-    event_ids = sorted(session.scalars(_IDS, {"n": len(fresh)}))
-    new = orders.with_columns(pl.Series("digest", digests, dtype=pl.String))
-    if len(fresh) < len(orders):
-        new = new[fresh]
+def _copy(
+    session: Session, brand_id: int, source: str, orders: pl.DataFrame, digests: Sequence[str], delivery_id: str
+) -> None:
     received = utcnow().isoformat()
-    # COPY's text format: a tab between columns, a backslash doubled (JSON bodies have no raw tab or newline;
-    # an id might, and is escaped too).
-    lines = new.select(
+    # COPY's text format: a tab between columns, a backslash doubled. JSON bodies have no raw tab or line
+    # break, nor a backslash unless a value had one; an order id might, and is escaped then.
+    body = pl.col("body")
+    if orders.select(body.str.contains("\\", literal=True).any()).item():
+        body = _escaped(body)
+    order_id = pl.col("order_id")
+    if orders.select(order_id.str.contains(r"[\\\t\n\r]").any()).item():
+        order_id = _escaped(order_id)
+    lines = orders.select(
         pl.concat_str(
             [
-                pl.Series("id", event_ids, dtype=pl.Int64).cast(pl.String),
                 pl.lit(f"{brand_id}\t{_escape(source)}\torder"),
-                _escaped(pl.col("order_id")),
+                order_id,
                 pl.lit(_escape(delivery_id[:128])),
-                _escaped(pl.col("body")),
-                pl.col("digest"),
+                body,
+                pl.Series("digest", digests, dtype=pl.String),
                 pl.lit(f"{received}\t"),
             ],
             separator="\t",
@@ -124,7 +153,6 @@ def _copy_new(
         view = memoryview(payload)
         for start in range(0, len(payload), _CHUNK):
             copy.write(view[start : start + _CHUNK])
-    return event_ids
 
 
 def _escape(value: str) -> str:
