@@ -354,10 +354,32 @@ class TestRoute:
         assert db.scalar(select(func.count()).select_from(InboxEvent)) == 0
 
 
-class TestDigest:
-    def test_the_digest_from_the_parsed_body_is_the_services_digest_of_its_text(self):
+class TestSameContent:
+    """The hot path keeps the raw text's digest; a repeated id is compared by its JSON content."""
+
+    def test_a_re_serialised_resend_is_a_duplicate_alone_and_two_at_once(self, intake, brand):
+        body = order_body("S-1")
+        resent = json.dumps(json.loads(body), indent=2, sort_keys=True).encode()  # other spacing, other key order
+        assert resent != body
+
+        first = asyncio.run(_post(intake, brand, body))
+        later = asyncio.run(_post(intake, brand, resent, msg_id="msg_2"))
+
+        async def together() -> list[Any]:
+            return list(await asyncio.gather(*(_post(intake, brand, b, msg_id="m") for b in (body, resent))))
+
+        same_batch = asyncio.run(together())
+
+        assert first[1]["duplicate"] is False
+        assert [later[0], later[1]["duplicate"]] == [200, True]
+        assert [(status, answer["duplicate"]) for status, answer in same_batch] == [(200, True), (200, True)]
+        assert len(_inbox(brand.url)) == 1
+
+    def test_a_body_stored_with_the_canonical_digest_matches_its_resend(self, brand):
         from clearline.ingest import service
 
         text = '{"order_id": "ü-1",  "lines": [{"unit_price": "1.00", "sku": "Ω"}], "tax": 1e2, "a": null}'
+        row = {"body": json.dumps(json.loads(text)), "body_sha256": "raw digest of another spelling"}
 
-        assert fastpath.digest(json.loads(text)) == service.body_digest(text)
+        assert inbox_writer.same_content(row, service.body_digest(text), text)
+        assert not inbox_writer.same_content(row, service.body_digest(text), text.replace("1.00", "1.01"))

@@ -96,6 +96,9 @@ class TestAnswered:
         assert headers["content-type"] == "application/json"
         assert inbox(brand.url) == ["P-1"]
         assert begun == [brand.slug]  # answered by the protocol, not by uvicorn and the framework
+        with session_on(brand.url) as session:  # the driver-level insert stores what the ORM reads back
+            received = session.scalar(select(InboxEvent.received_at))
+        assert received is not None and abs(received.timestamp() - time.time()) < 30
         ask(served, request(brand.slug, order_body("P-1b"), query="?x=1"))
         assert begun == [brand.slug] and inbox(brand.url) == ["P-1", "P-1b"]
 

@@ -45,6 +45,10 @@ MINOR_UNITS: dict[str, int] = {
 }
 
 
+# Each currency's smallest unit as a Decimal quantum (0.01 for USD), made once: rounding is on every hot path.
+_QUANTA: dict[str, Decimal] = {code: Decimal(1).scaleb(-digits) for code, digits in MINOR_UNITS.items()}
+
+
 class MoneyError(ValueError):
     pass
 
@@ -57,7 +61,8 @@ def check_currency(currency: str) -> str:
 
 
 def exponent(currency: str) -> int:
-    return MINOR_UNITS[check_currency(currency)]
+    digits = MINOR_UNITS.get(currency)  # the usual case: a code already checked and upper-case
+    return digits if digits is not None else MINOR_UNITS[check_currency(currency)]
 
 
 def parse_decimal(value: object, *, field: str = "amount") -> Decimal:
@@ -77,7 +82,7 @@ def parse_decimal(value: object, *, field: str = "amount") -> Decimal:
 
 
 def round_half_up(amount: Decimal, currency: str) -> Decimal:
-    quantum = Decimal(1).scaleb(-exponent(currency))
+    quantum = _QUANTA.get(currency) or _QUANTA[check_currency(currency)]
     return amount.quantize(quantum, rounding=ROUND_HALF_UP)
 
 
