@@ -71,39 +71,45 @@ FROM links l JOIN campaigns c ON c.id = l.campaign_id WHERE l.id % 100 = 0;
 CREATE OR REPLACE TEMP TABLE _coupon_pick AS
 SELECT row_number() OVER (ORDER BY code) - 1 AS n, * FROM coupons;
 
+CREATE OR REPLACE TEMP TABLE _signed_clicks AS
+SELECT click_id, @SIGNATURE@ AS signature, link_id, clicked_at, outcome, is_bot
+FROM (
+    SELECT 'K' || lpad(i::VARCHAR, 12, '0') AS click_id, (1 + hash(i * 3) % 20000)::BIGINT AS link_id,
+           TIMESTAMP '2026-08-01' + to_seconds((hash(i * 5) % (85 * 86400))::BIGINT) AS clicked_at,
+           CASE WHEN hash(i * 7) % 100 < 97 THEN 'live' ELSE 'expired' END AS outcome,
+           hash(i * 11) % 100 < 4 AS is_bot
+    FROM range(@CLICKS@) t(i)
+);
+
 CREATE OR REPLACE TABLE clicks AS
-SELECT 'K' || lpad(i::VARCHAR, 12, '0') AS click_id, 1 + hash(i * 3) % 20000 AS link_id,
-       TIMESTAMP '2026-08-01' + to_seconds((hash(i * 5) % (85 * 86400))::BIGINT) AS clicked_at,
-       CASE WHEN hash(i * 7) % 100 < 97 THEN 'live' ELSE 'expired' END AS outcome, hash(i * 11) % 100 < 4 AS is_bot
-FROM range(@CLICKS@) t(i);
+SELECT click_id, CASE WHEN outcome = 'live' THEN signature ELSE '' END AS signature, link_id, clicked_at, outcome,
+       is_bot
+FROM _signed_clicks;
 
 CREATE OR REPLACE TEMP TABLE _base AS
 SELECT i AS id, hash(i * 13) AS h, hash(i * 17) % 100 AS roll FROM range(1, @ORDERS@ + 1) t(i);
 
 CREATE OR REPLACE TEMP TABLE _click_orders AS
 SELECT b.id, l.brand_id, c.clicked_at + to_seconds((b.h % (20 * 86400))::BIGINT) AS ordered_at,
-       c.click_id AS raw, b.h % 100 = 0 AS forged
+       c.click_id AS raw, c.signature, b.h % 100 = 0 AS forged
 FROM _base b
-JOIN clicks c ON c.click_id = 'K' || lpad((b.h % @CLICKS@)::VARCHAR, 12, '0')
+JOIN _signed_clicks c ON c.click_id = 'K' || lpad((b.h % @CLICKS@)::VARCHAR, 12, '0')
 JOIN links l ON l.id = c.link_id
 WHERE b.roll BETWEEN 35 AND 74;
 
 CREATE OR REPLACE TABLE orders AS
 SELECT b.id,
-       coalesce(cp.brand_id, co.brand_id, ul.brand_id, 1 + b.h % 20) AS brand_id,
+       coalesce(cp.brand_id, co.brand_id, ul.brand_id, 1 + b.h % 20)::BIGINT AS brand_id,
        coalesce(co.ordered_at,
                 TIMESTAMP '2026-08-01' + to_seconds((b.h % (90 * 86400))::BIGINT)) AS ordered_at,
        CASE WHEN cp.code IS NOT NULL THEN [cp.code] ELSE []::VARCHAR[] END AS coupon_codes,
        CASE WHEN co.raw IS NULL THEN ''
-            ELSE co.raw || '.' || CASE WHEN co.forged THEN 'AAAAAAAAAAAAAAAA' ELSE
-                 replace(replace(left(to_base64(unhex(sha256(
-                     $outer_pad || unhex(sha256($inner_pad || encode(co.raw)))))), 16), '+', '-'), '/', '_')
-            END END AS click_id,
+            ELSE co.raw || '.' || CASE WHEN co.forged THEN 'AAAAAAAAAAAAAAAA' ELSE co.signature END END AS click_id,
        CASE WHEN ul.id IS NULL THEN ''
             ELSE 'https://shop.example.com/p?utm_source=instagram&utm_campaign=' || ca.slug || '&utm_content='
                  || cr.handle END AS landing_url,
-       b.h % 1000000 AS customer_id,
-       1000 + (b.h // 7) % 50000 AS amount
+       (b.h % 1000000)::BIGINT AS customer_id,
+       (1000 + (b.h // 7) % 50000)::BIGINT AS amount
 FROM _base b
 LEFT JOIN _coupon_pick cp ON b.roll < 35 AND cp.n = b.h % (SELECT count(*) FROM _coupon_pick)
 LEFT JOIN _click_orders co ON co.id = b.id
@@ -111,7 +117,7 @@ LEFT JOIN links ul ON (b.roll BETWEEN 75 AND 84 OR b.roll < 5) AND ul.id = 1 + (
 LEFT JOIN campaigns ca ON ca.id = ul.campaign_id
 LEFT JOIN creators cr ON cr.id = ul.creator_id;
 
-DROP TABLE _base; DROP TABLE _click_orders; DROP TABLE _coupon_pick;
+DROP TABLE _base; DROP TABLE _click_orders; DROP TABLE _coupon_pick; DROP TABLE _signed_clicks;
 """
 
 BASELINE = """
@@ -154,7 +160,11 @@ def main() -> int:
             print(f"generating {args.orders:,} orders and {args.clicks:,} clicks in DuckDB ...", flush=True)
             started = time.perf_counter()
             pads = batch._hmac_pads(SECRET)
-            sql = GENERATE.replace("@CLICKS@", str(args.clicks)).replace("@ORDERS@", str(args.orders))
+            sql = (
+                GENERATE.replace("@CLICKS@", str(args.clicks))
+                .replace("@ORDERS@", str(args.orders))
+                .replace("@SIGNATURE@", batch.SIGNATURE_SQL)
+            )
             for statement in (s for s in sql.split(";\n") if s.strip()):
                 con.execute(statement, pads if "$inner_pad" in statement else None)
             generated = time.perf_counter() - started

@@ -156,18 +156,27 @@ def test_batch_attribution_agrees_with_the_per_order_service(sample: Sample, db:
     anna, ben = sample.coupon("anna.glow"), sample.coupon("ben.makes")
     once = sample.single_use("cara.skin")
     forged = sample.click("anna.glow", at=_days(3)).rsplit(".", 1)[0] + ".AAAAAAAAAAAAAAAA"
+    # A real signature moved onto another real click's id: each half was issued, the pair never was.
+    altered = (
+        sample.click("ben.makes", at=_days(3)).rsplit(".", 1)[0]
+        + "."
+        + sample.click("anna.glow", at=_days(3)).rsplit(".", 1)[1]
+    )
     orders = [
         sample.order(at=_days(5), coupons=[ben.lower()]),  # rule 1
         sample.order(at=_days(5), coupons=["NOPE", anna], click_id=sample.click("ben.makes", at=_days(6))),  # conflict
         sample.order(at=_days(4), click_id=sample.click("anna.glow", at=_days(6))),  # rule 2, 2 days old
         sample.order(at=_days(2), click_id=sample.click("ben.makes", at=_days(12))),  # 10 days > ben's 7: none
         sample.order(at=_days(2), click_id=forged),  # forged signature: none
+        sample.order(at=_days(2), click_id=altered),  # another id's signature: none
+        sample.order(at=_days(2), coupons=[anna, ben]),  # two creators' codes: anna, conflict with ben
         sample.order(at=_days(2), click_id=sample.click("anna.glow", at=_days(3), is_bot=True)),  # a bot's: none
         sample.order(at=_days(1), landing_url=_utm("anna.glow")),  # rule 3
         sample.order(at=_days(1), click_id=sample.click("anna.glow", at=_days(2)), landing_url=_utm("ben.makes")),
         sample.order(at=_days(1), landing_url=_utm("nobody.here")),  # UTM names nobody: none
         sample.order(at=_days(1), landing_url=_utm("anna.glow", slug="winter")),  # no such campaign: none
         sample.order(at=_days(1), landing_url=_utm("x", clid=sample.click("ben.makes", at=_days(3)))),  # clid
+        sample.order(at=_days(1), landing_url=_utm("anna.glow") + "#utm_content=ben.makes"),  # fragment ignored
         sample.order(at=_days(15), click_id=sample.click("cara.skin", at=_days(25))),  # before her contract: 30 d
         sample.order(at=_days(2), click_id=sample.click("cara.skin", at=_days(6))),  # her contract's 3 days: none
         sample.order(at=_days(3), click_id=sample.click("anna.glow", at=_days(1))),  # clicked after the order
@@ -177,7 +186,7 @@ def test_batch_attribution_agrees_with_the_per_order_service(sample: Sample, db:
     ]
     con = duckdb.connect()
     try:
-        assert batch.load(con, db, brand_id=sample.brand.id) == len(orders)
+        assert batch.load(con, db, secret_key=get_settings().secret_key, brand_id=sample.brand.id) == len(orders)
         assert batch.attribute(con, secret_key=get_settings().secret_key) == len(orders)
         rows = con.execute(
             "SELECT order_id, via, creator_id, campaign_id, link_id, contract_id, click_id, coupon_code, has_conflict "
@@ -203,4 +212,33 @@ def test_batch_attribution_agrees_with_the_per_order_service(sample: Sample, db:
     assert found == expected
     vias = [expected[o.id][0] for o in orders]
     assert {"coupon", "click", "utm", "none"} <= set(vias)  # the sample really walks through every rule
-    assert sum(1 for o in orders if expected[o.id][-1]) == 2
+    assert sum(1 for o in orders if expected[o.id][-1]) == 3
+    assert expected[orders[5].id][0] == expected[orders[4].id][0] == "none"  # altered and forged ids
+    assert expected[orders[6].id][0] == "coupon" and expected[orders[6].id][-1]  # the two-creator order
+
+
+def test_batch_refuses_clicks_signed_with_another_key(sample: Sample, db: Session) -> None:
+    sample.order(at=_days(1), click_id=sample.click("anna.glow", at=_days(2)))
+    con = duckdb.connect()
+    try:
+        batch.load(con, db, secret_key="another key", brand_id=sample.brand.id)
+        with pytest.raises(ValueError, match="clicks.signature"):
+            batch.attribute(con, secret_key=get_settings().secret_key)
+        assert con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'batch_attributions'"
+        ).fetchone() == (0,)
+    finally:
+        con.close()
+
+
+def test_batch_leaves_the_connection_settings_as_it_found_them(sample: Sample, db: Session) -> None:
+    sample.order(at=_days(1), click_id=sample.click("anna.glow", at=_days(2)))
+    con = duckdb.connect()
+    try:
+        con.execute("SET disabled_optimizers = 'top_n'")
+        batch.load(con, db, secret_key=get_settings().secret_key, brand_id=sample.brand.id)
+        assert batch.attribute(con, secret_key=get_settings().secret_key) == 1
+        assert con.execute("SELECT current_setting('disabled_optimizers')").fetchone() == ("top_n",)
+        assert con.execute("SELECT via FROM batch_attributions").fetchone() == ("click",)
+    finally:
+        con.close()

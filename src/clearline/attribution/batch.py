@@ -3,25 +3,42 @@
 The rules are those of `attribution.service`, written as joins instead of per-order lookups:
 1. a creator's coupon: the first of the order's codes that is a creator code of the brand, inside its validity
    window and not already used up (a single-use code goes to the earliest order, by time then id, carrying it);
-2. else a signed click id (the order's `click_id`, else the `clid` of its landing URL) whose HMAC verifies,
-   matching the earliest human click on a live link of the same brand, no older than the attribution window
-   of the creator's contract at order time (30 days without one) and not after the order;
+   a later code of another creator is a conflict;
+2. else a signed click id (the order's `click_id`, else the `clid` of its landing URL) that is exactly the id and
+   signature the redirect issued, matching the earliest human click on a live link of the same brand, no older
+   than the attribution window of the creator's contract at order time (30 days without one) and not after the
+   order;
 3. else a UTM last touch: `utm_content` names a creator and `utm_campaign` a campaign of the brand, and the order
    falls between the campaign's start and its end plus the window.
 The winner is the first rule that matched; `has_conflict` says another rule named a different creator.
+
+How it stays fast (10 million orders against 20 million clicks): the clicks carry the signature the redirect
+computed when it issued the id (`clicks.signature`), so a signed id verifies by equality with what the server
+issued — no HMAC is recomputed per order, and a forged or altered id (wrong signature, or a real signature under
+another id) matches no click. Orders without a signed id (most of them) are attributed in one streaming pass
+whose joins all have small build sides (coupons, creators, campaigns, links, contract spans); orders with one
+take a single pass of the clicks against a hash table of those orders, then the same small joins. No join is
+keyed by order id over the whole order set, and no Python runs per row.
 
 Input tables (create them with `create_tables`, fill them with `load` or any bulk loader); timestamps are naive
 UTC `TIMESTAMP`s:
 
     orders(id, brand_id, ordered_at, coupon_codes VARCHAR[], click_id, landing_url)
-    clicks(click_id, link_id, clicked_at, outcome, is_bot)        links(id, brand_id, campaign_id, creator_id)
+    clicks(click_id, signature, link_id, clicked_at, outcome, is_bot)
+    links(id, brand_id, campaign_id, creator_id)
     coupons(brand_id, code, creator_id, campaign_id, valid_from, valid_until, is_single_use, used_at)
     contracts(id, brand_id, creator_id, agency_id, status, starts_at, ends_at, window_days)
     roster(creator_id, agency_id)    creators(id, handle)    campaigns(id, brand_id, slug, starts_at, ends_at)
 
+`clicks.signature` is the 16-character signature of `click_id` under the click-id key (`kit.signing.Signer`,
+purpose click-id) — the part after the last dot of the signed id the redirect handed out — on every live click;
+`load` computes it. A coupon is one row per (brand_id, code), a creator one per handle and a campaign one per
+(brand_id, slug), as the application's unique constraints keep them.
+
 `attribute` writes `batch_attributions(order_id, via, creator_id, campaign_id, link_id, contract_id, click_id,
-coupon_code, has_conflict)`, one row per order. It reads, never writes, the application database: turning a
-batch result into current attributions stays the audited re-attribution of `attribution.reattribution`.
+coupon_code, has_conflict)`, one row per order; `reasons` words them for people. It reads, never writes, the
+application database: turning a batch result into current attributions stays the audited re-attribution of
+`attribution.reattribution`.
 """
 
 from __future__ import annotations
@@ -35,15 +52,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clearline.attribution.service import DEFAULT_WINDOW_DAYS
-from clearline.kit.signing import SIGNATURE_CHARS
+from clearline.kit.signing import SIGNATURE_CHARS, Signer
 from clearline.models import Campaign, Click, Contract, CouponCode, Creator, Link, Order
 from clearline.models.creator import RosterEntry
 
 DDL = """
 CREATE OR REPLACE TABLE orders (id BIGINT, brand_id BIGINT, ordered_at TIMESTAMP, coupon_codes VARCHAR[],
     click_id VARCHAR, landing_url VARCHAR);
-CREATE OR REPLACE TABLE clicks (click_id VARCHAR, link_id BIGINT, clicked_at TIMESTAMP, outcome VARCHAR,
-    is_bot BOOLEAN);
+CREATE OR REPLACE TABLE clicks (click_id VARCHAR, signature VARCHAR, link_id BIGINT, clicked_at TIMESTAMP,
+    outcome VARCHAR, is_bot BOOLEAN);
 CREATE OR REPLACE TABLE links (id BIGINT, brand_id BIGINT, campaign_id BIGINT, creator_id BIGINT);
 CREATE OR REPLACE TABLE coupons (brand_id BIGINT, code VARCHAR, creator_id BIGINT, campaign_id BIGINT,
     valid_from TIMESTAMP, valid_until TIMESTAMP, is_single_use BOOLEAN, used_at TIMESTAMP);
@@ -54,6 +71,9 @@ CREATE OR REPLACE TABLE creators (id BIGINT, handle VARCHAR);
 CREATE OR REPLACE TABLE campaigns (id BIGINT, brand_id BIGINT, slug VARCHAR, starts_at TIMESTAMP,
     ends_at TIMESTAMP);
 """
+
+# How many stored click signatures `attribute` checks against the key before trusting the column.
+SIGNATURE_SAMPLE = 256
 
 # Contracts that can govern a creator: their own (preferred) and those of every agency that has them on its
 # roster; among several, the newest wins (attribution.service via link.repository.accepted_contract_for).
@@ -68,10 +88,10 @@ FROM contracts c JOIN roster r ON r.agency_id = c.agency_id
 WHERE c.status = 'accepted' AND c.agency_id IS NOT NULL
 """
 
-
 # The governing contract as a function of time, per (creator, brand): the span between two consecutive contract
 # boundaries has one winner (every candidate is active over the whole span or not at all), so a touch finds its
-# contract with one range join instead of ranking every candidate per order.
+# contract with one small join (creator, brand) and a range check, instead of ranking every candidate per order.
+# An open end is 'infinity', so the range check is two plain comparisons.
 _CONTRACT_SPANS = """
 CREATE OR REPLACE TEMP TABLE _contract_spans AS
 WITH bounds AS (
@@ -82,7 +102,7 @@ WITH bounds AS (
            lead(boundary) OVER (PARTITION BY for_creator, brand_id ORDER BY boundary) AS span_to
     FROM bounds
 )
-SELECT s.for_creator, s.brand_id, s.span_from, s.span_to,
+SELECT s.for_creator, s.brand_id, s.span_from, coalesce(s.span_to, 'infinity'::TIMESTAMP) AS span_to,
        arg_min(pc.contract_id, pc.agency_rank * 1000000000000 - pc.contract_id) AS contract_id,
        arg_min(pc.window_days, pc.agency_rank * 1000000000000 - pc.contract_id) AS window_days
 FROM spans s JOIN _payee_contracts pc
@@ -91,140 +111,232 @@ FROM spans s JOIN _payee_contracts pc
 GROUP BY ALL
 """
 
+_FIRST_LINKS = """
+CREATE OR REPLACE TEMP TABLE _first_links AS SELECT campaign_id, creator_id, min(id) AS link_id FROM links GROUP BY ALL
+"""
 
-def _contract_at(touches: str) -> str:
-    """SQL adding the governing contract and window to `touches(order_id, brand_id, creator_id, ordered_at, …)`."""
+# Rule 1, the part that needs every order: a single-use code is usable by one order only, the earliest (by time,
+# then id) that carries it inside its validity window.
+_FIRST_USE = """
+CREATE OR REPLACE TEMP TABLE _first_use AS
+WITH single_use AS (
+    SELECT brand_id, code, valid_from, valid_until FROM coupons WHERE is_single_use AND creator_id IS NOT NULL
+), carried AS (
+    SELECT id AS order_id, brand_id, ordered_at, upper(coupon_codes[1]) AS code FROM orders
+    WHERE len(coupon_codes) = 1
+    UNION ALL
+    SELECT id, brand_id, ordered_at, upper(unnest(coupon_codes)) FROM orders WHERE len(coupon_codes) > 1
+)
+SELECT su.brand_id, su.code, ca.order_id FROM carried ca JOIN single_use su ON su.brand_id = ca.brand_id
+   AND su.code = ca.code
+WHERE su.valid_from <= ca.ordered_at AND (su.valid_until IS NULL OR ca.ordered_at <= su.valid_until)
+QUALIFY row_number() OVER (PARTITION BY su.brand_id, su.code ORDER BY ca.ordered_at, ca.order_id) = 1
+"""
+
+# The creator codes, each with the one order that may use it when it is single-use.
+_COUPONS = """
+CREATE OR REPLACE TEMP TABLE _coupons AS
+SELECT cp.brand_id, cp.code, cp.creator_id, cp.campaign_id, cp.valid_from,
+       coalesce(cp.valid_until, 'infinity'::TIMESTAMP) AS valid_until, cp.is_single_use, cp.used_at,
+       fu.order_id AS first_order_id
+FROM coupons cp LEFT JOIN _first_use fu ON fu.brand_id = cp.brand_id AND fu.code = cp.code
+WHERE cp.creator_id IS NOT NULL
+"""
+
+
+def _usable(code: str, order: str) -> str:
+    """SQL: the coupon row `code` (of `_coupons`) is usable on the order `order` (id, ordered_at)."""
+    return (
+        f"({code}.valid_from <= {order}.ordered_at AND {order}.ordered_at <= {code}.valid_until"
+        f" AND (NOT {code}.is_single_use OR ({code}.first_order_id = {order}.order_id"
+        f" AND ({code}.used_at IS NULL OR {code}.used_at >= {order}.ordered_at))))"
+    )
+
+
+# Orders with several codes (rare): the first usable one by position, and whether another names someone else.
+_COUPON_MULTI = f"""
+CREATE OR REPLACE TEMP TABLE _coupon_multi AS
+WITH codes AS (
+    SELECT id AS order_id, brand_id, ordered_at, upper(unnest(coupon_codes)) AS code,
+           generate_subscripts(coupon_codes, 1) AS position
+    FROM orders WHERE len(coupon_codes) > 1
+)
+SELECT codes.order_id, arg_min(cp.creator_id, codes.position) AS creator_id,
+       arg_min(cp.campaign_id, codes.position) AS campaign_id, arg_min(cp.code, codes.position) AS code,
+       count(DISTINCT cp.creator_id) > 1 AS conflict
+FROM codes JOIN _coupons cp ON cp.brand_id = codes.brand_id AND cp.code = codes.code
+WHERE {_usable("cp", "codes")}
+GROUP BY codes.order_id
+"""  # noqa: S608 - composed from constants, no input
+
+
+def _param(query: str, name: str) -> str:
+    """SQL: the first value of `name` in `query` ('&' + the URL's query), '' when absent; the raw, still encoded
+    text, as the per-order rule's parse_qs reads the first occurrence."""
+    key = f"&{name}="
+    return (
+        f"CASE WHEN strpos({query}, '{key}') > 0 THEN split_part(substr({query}, strpos({query}, '{key}') + "
+        f"{len(key)}), '&', 1) ELSE '' END"
+    )
+
+
+def _decoded(value: str) -> str:
+    """SQL: a query value decoded as urllib's unquote_plus does ('+' is a space)."""
+    return f"url_decode(replace({value}, '+', ' '))"
+
+
+# The query of a landing URL as urlsplit reads it (after the first '?' before any '#'), behind an '&'.
+_QUERY = (
+    "'&' || CASE WHEN strpos(split_part(landing_url, '#', 1), '?') > 0 "
+    "THEN substr(split_part(landing_url, '#', 1), strpos(split_part(landing_url, '#', 1), '?') + 1) ELSE '' END"
+)
+
+# Orders that carry something that may be a signed click id; the rest never need the clicks.
+_HAS_SIGNED = "(coalesce(click_id, '') <> '' OR contains(coalesce(landing_url, ''), 'clid='))"
+
+
+def _contract(alias: str, creator: str, at: str, brand: str) -> str:
+    """SQL: LEFT JOIN of the contract span governing `creator` with the brand `brand` at `at`."""
+    return (
+        f"LEFT JOIN _contract_spans {alias} ON {alias}.for_creator = {creator} AND {alias}.brand_id = {brand}"
+        f" AND {alias}.span_from <= {at} AND {at} < {alias}.span_to"
+    )
+
+
+def _rules_1_and_3(where: str, *, signed: bool) -> str:
+    """SQL: the orders matching `where`, each with its coupon touch (c_*) and its UTM touch (u_*), both with the
+    governing contract; with `signed`, also the signed id split into raw id and signature (raw NULL when the id
+    is malformed). Every join has a small build side; a join key is NULL where the rule does not apply."""
+    cut = SIGNATURE_CHARS + 1
+    needs_query = "contains(landing_url, 'utm_content=') AND contains(landing_url, 'utm_campaign=')"
+    signed_parsed = signed_named = signed_out = ""
+    if signed:
+        needs_query = f"({needs_query}) OR coalesce(click_id, '') = ''"
+        signed_parsed = ", click_id"
+        signed_named = f""",
+               CASE WHEN coalesce(click_id, '') <> '' THEN click_id
+                    ELSE {_decoded(_param("query", "clid"))} END AS signed"""
+        signed_out = f""",
+               CASE WHEN length(signed) > {cut} AND signed[-{cut}] = '.'
+                         AND NOT contains(right(signed, {SIGNATURE_CHARS}), '.')
+                    THEN left(signed, length(signed) - {cut}) END AS raw,
+               right(signed, {SIGNATURE_CHARS}) AS sig"""
     return f"""
-    SELECT t.*, cs.contract_id, coalesce(cs.window_days, {{default_window}}) AS window_days
-    FROM {touches} t
-    LEFT JOIN _contract_spans cs
-      ON cs.for_creator = t.creator_id AND cs.brand_id = t.brand_id
-     AND cs.span_from <= t.ordered_at AND (cs.span_to IS NULL OR t.ordered_at < cs.span_to)
-    """  # noqa: S608 - `touches` is one of this module's own table names
+    WITH parsed AS (
+        SELECT id AS order_id, brand_id, ordered_at{signed_parsed},
+               CASE WHEN len(coupon_codes) = 1 THEN upper(coupon_codes[1]) END AS code1,
+               CASE WHEN len(coupon_codes) > 1 THEN id END AS several_codes,
+               CASE WHEN {needs_query} THEN {_QUERY} END AS query
+        FROM orders WHERE {where}
+    ), named AS (
+        SELECT order_id, brand_id, ordered_at, code1, several_codes{signed_named},
+               CASE WHEN query IS NOT NULL THEN lower({_decoded(_param("query", "utm_content"))}) END AS handle,
+               CASE WHEN query IS NOT NULL THEN lower({_decoded(_param("query", "utm_campaign"))}) END AS slug
+        FROM parsed
+    ), split AS (
+        SELECT * EXCLUDE ({"signed, " if signed else ""}handle),
+               CASE WHEN handle <> '' AND slug <> '' THEN handle END AS handle{signed_out}
+        FROM named
+    ), touched AS (
+        SELECT o.order_id, o.brand_id, o.ordered_at{", o.raw, o.sig" if signed else ""},
+               CASE WHEN o.several_codes IS NOT NULL THEN m.order_id IS NOT NULL
+                    ELSE cp.creator_id IS NOT NULL AND {_usable("cp", "o")} END AS c_hit,
+               coalesce(m.creator_id, cp.creator_id) AS c_creator,
+               coalesce(m.campaign_id, cp.campaign_id) AS c_campaign,
+               coalesce(m.code, cp.code) AS c_code,
+               coalesce(m.conflict, false) AS c_conflict,
+               ca.id AS u_campaign, CASE WHEN ca.id IS NOT NULL THEN cr.id END AS u_creator, fl.link_id AS u_link,
+               ca.starts_at AS u_starts, ca.ends_at AS u_ends
+        FROM split o
+        LEFT JOIN _coupons cp ON cp.brand_id = o.brand_id AND cp.code = o.code1
+        LEFT JOIN _coupon_multi m ON m.order_id = o.several_codes
+        LEFT JOIN creators cr ON cr.handle = o.handle
+        LEFT JOIN campaigns ca ON ca.brand_id = o.brand_id AND ca.slug = CASE WHEN cr.id IS NOT NULL THEN o.slug END
+        LEFT JOIN _first_links fl ON fl.campaign_id = ca.id AND fl.creator_id = cr.id
+    )
+    SELECT t.order_id, t.brand_id, t.ordered_at{", t.raw, t.sig" if signed else ""},
+           coalesce(t.c_hit, false) AS c_hit, t.c_creator, t.c_campaign, t.c_code, t.c_conflict,
+           cc.contract_id AS c_contract,
+           coalesce(t.u_creator IS NOT NULL AND t.u_starts <= t.ordered_at
+               AND t.ordered_at <= t.u_ends + to_days(coalesce(uc.window_days, {{default_window}})), false) AS u_hit,
+           t.u_creator, t.u_campaign, t.u_link, uc.contract_id AS u_contract
+    FROM touched t
+    {_contract("cc", "CASE WHEN t.c_hit THEN t.c_creator END", "t.ordered_at", "t.brand_id")}
+    {_contract("uc", "t.u_creator", "t.ordered_at", "t.brand_id")}
+    """  # noqa: S608 - composed from constants, no input
+
+
+# The winner (its rule already found the governing contract), and whether another touch named someone else.
+_WINNER = """
+SELECT order_id,
+       CASE WHEN c_hit THEN 'coupon' WHEN k_hit THEN 'click' WHEN u_hit THEN 'utm' ELSE 'none' END AS via,
+       CASE WHEN c_hit THEN c_creator WHEN k_hit THEN k_creator WHEN u_hit THEN u_creator END AS creator_id,
+       CASE WHEN c_hit THEN c_campaign WHEN k_hit THEN k_campaign WHEN u_hit THEN u_campaign END AS campaign_id,
+       CASE WHEN c_hit THEN NULL WHEN k_hit THEN k_link WHEN u_hit THEN u_link END AS link_id,
+       CASE WHEN c_hit THEN c_contract WHEN k_hit THEN k_contract WHEN u_hit THEN u_contract END AS contract_id,
+       CASE WHEN NOT c_hit AND k_hit THEN raw ELSE '' END AS click_id,
+       CASE WHEN c_hit THEN c_code ELSE '' END AS coupon_code,
+       coalesce((c_hit AND c_conflict)
+                OR (c_hit AND k_hit AND k_creator <> c_creator)
+                OR (u_hit AND CASE WHEN c_hit THEN u_creator <> c_creator WHEN k_hit THEN u_creator <> k_creator END),
+                false) AS has_conflict
+FROM decided
+"""
+
+_RESULT = """
+CREATE OR REPLACE TABLE batch_attributions (order_id BIGINT, via VARCHAR, creator_id BIGINT, campaign_id BIGINT,
+    link_id BIGINT, contract_id BIGINT, click_id VARCHAR, coupon_code VARCHAR, has_conflict BOOLEAN)
+"""
+
+
+def _unsigned_orders() -> str:
+    """Orders without a signed click id: rules 1 and 3 only, in one streaming pass."""
+    return f"""
+    INSERT INTO batch_attributions
+    WITH decided AS (
+        SELECT *, false AS k_hit, NULL::BIGINT AS k_creator, NULL::BIGINT AS k_campaign, NULL::BIGINT AS k_link,
+               NULL::BIGINT AS k_contract, NULL::VARCHAR AS raw
+        FROM ({_rules_1_and_3("NOT " + _HAS_SIGNED, signed=False)})
+    )
+    {_WINNER}
+    """  # noqa: S608 - composed from constants, no input
+
+
+def _signed_orders() -> str:
+    """Orders with a signed click id: rules 1 and 3, then one pass of the clicks against a hash table of these
+    orders for rule 2: the earliest human click on a live link under exactly the id and signature issued."""
+    return f"""
+    INSERT INTO batch_attributions
+    WITH evaluated AS ({_rules_1_and_3(_HAS_SIGNED, signed=True)}),
+    clicked AS (
+        SELECT e.* EXCLUDE (sig), arg_min(c.link_id, c.clicked_at) AS first_link, min(c.clicked_at) AS clicked_at
+        FROM clicks c
+        RIGHT JOIN evaluated e ON c.click_id = e.raw AND c.signature = e.sig AND c.outcome = 'live' AND NOT c.is_bot
+        GROUP BY ALL
+    ), decided AS (
+        SELECT k.*, l.creator_id AS k_creator, l.campaign_id AS k_campaign, l.id AS k_link,
+               kc.contract_id AS k_contract,
+               coalesce(l.id IS NOT NULL AND epoch_us(k.ordered_at) - epoch_us(k.clicked_at)
+                   BETWEEN 0 AND coalesce(kc.window_days, {{default_window}}) * 86400000000, false) AS k_hit
+        FROM clicked k
+        LEFT JOIN links l ON l.id = k.first_link AND l.brand_id = k.brand_id
+        {_contract("kc", "l.creator_id", "k.ordered_at", "k.brand_id")}
+    )
+    {_WINNER}
+    """  # noqa: S608 - composed from constants, no input
 
 
 def _steps(default_window: int) -> list[str]:
-    contract_at = _contract_at  # the window lookup, shared by rules 2 and 3 and the winner's contract
     steps = [
         _PAYEE_CONTRACTS,
         _CONTRACT_SPANS,
-        # Rule 1: every (order, position, code) candidate that is a valid creator code of the brand.
-        """
-        CREATE OR REPLACE TEMP TABLE _coupon_candidates AS
-        WITH codes AS (
-            SELECT id AS order_id, brand_id, ordered_at, upper(unnest(coupon_codes)) AS code,
-                   generate_subscripts(coupon_codes, 1) AS position
-            FROM orders WHERE len(coupon_codes) > 0
-        )
-        SELECT codes.*, cp.creator_id, cp.campaign_id, cp.is_single_use, cp.used_at
-        FROM codes JOIN coupons cp ON cp.brand_id = codes.brand_id AND cp.code = codes.code
-        WHERE cp.creator_id IS NOT NULL AND cp.valid_from <= codes.ordered_at
-          AND (cp.valid_until IS NULL OR codes.ordered_at <= cp.valid_until)
-        """,
-        f"""
-        CREATE OR REPLACE TEMP TABLE _coupon AS
-        WITH first_use AS (
-            SELECT * FROM _coupon_candidates WHERE is_single_use
-            QUALIFY row_number() OVER (PARTITION BY brand_id, code ORDER BY ordered_at, order_id) = 1
-                AND (used_at IS NULL OR used_at >= ordered_at)
-        ), usable AS (
-            SELECT * FROM _coupon_candidates WHERE NOT is_single_use
-            UNION ALL SELECT * FROM first_use
-        ), first_code AS (
-            SELECT order_id, any_value(brand_id) AS brand_id, any_value(ordered_at) AS ordered_at,
-                   arg_min(creator_id, position) AS creator_id, arg_min(campaign_id, position) AS campaign_id,
-                   arg_min(code, position) AS coupon_code
-            FROM usable GROUP BY order_id
-        ), governed AS ({contract_at("first_code")})
-        SELECT order_id, creator_id, campaign_id, coupon_code, contract_id FROM governed
-        """,  # noqa: S608 - composed from constants, no input
-        # Rule 2: the signed id (order click_id, else the landing URL's clid), verified with HMAC-SHA256 as
-        # kit.signing.Signer does: base64url(HMAC(key, id)) cut to SIGNATURE_CHARS.
-        f"""
-        CREATE OR REPLACE TEMP TABLE _signed AS
-        WITH ids AS (
-            SELECT id AS order_id, brand_id, ordered_at,
-                   CASE WHEN click_id <> '' THEN click_id
-                        ELSE url_decode(regexp_extract(regexp_extract(landing_url, '\\?([^#]*)', 1),
-                                                       '(?:^|&)clid=([^&]*)', 1)) END AS signed
-            FROM orders WHERE click_id <> '' OR landing_url LIKE '%clid=%'
-        ), parts AS (
-            -- rpartition('.'): the id is everything before the last dot, the signature everything after it
-            SELECT *, left(signed, length(signed) - {SIGNATURE_CHARS + 1}) AS raw, right(signed, {SIGNATURE_CHARS})
-                      AS signature
-            FROM ids
-            WHERE length(signed) > {SIGNATURE_CHARS + 1} AND signed[-{SIGNATURE_CHARS + 1}] = '.'
-              AND NOT contains(right(signed, {SIGNATURE_CHARS}), '.')
-        )
-        SELECT order_id, brand_id, ordered_at, raw FROM parts
-        WHERE signature = replace(replace(left(to_base64(unhex(sha256(
-                  $outer_pad || unhex(sha256($inner_pad || encode(raw)))))), {SIGNATURE_CHARS}), '+', '-'), '/', '_')
-        """,  # noqa: S608 - composed from constants, no input
-        """
-        CREATE OR REPLACE TEMP TABLE _clicked AS
-        SELECT s.order_id, any_value(s.brand_id) AS brand_id, any_value(s.ordered_at) AS ordered_at,
-               any_value(s.raw) AS raw, arg_min(c.link_id, c.clicked_at) AS link_id, min(c.clicked_at) AS clicked_at
-        FROM _signed s JOIN clicks c ON c.click_id = s.raw AND c.outcome = 'live' AND NOT c.is_bot
-        GROUP BY s.order_id
-        """,
-        f"""
-        CREATE OR REPLACE TEMP TABLE _click AS
-        WITH touched AS (
-            SELECT k.order_id, k.brand_id, k.ordered_at, k.raw, k.clicked_at, l.id AS link_id, l.creator_id,
-                   l.campaign_id
-            FROM _clicked k JOIN links l ON l.id = k.link_id AND l.brand_id = k.brand_id
-        ), windowed AS ({contract_at("touched")})
-        SELECT order_id, creator_id, campaign_id, link_id, raw AS click_id, contract_id FROM windowed
-        WHERE epoch_us(ordered_at) - epoch_us(clicked_at) BETWEEN 0 AND window_days * 86400000000
-        """,  # noqa: S608 - composed from constants, no input
-        # Rule 3: utm_content names the creator, utm_campaign the brand's campaign (first value of each).
-        """
-        CREATE OR REPLACE TEMP TABLE _utm_named AS
-        WITH q AS (
-            SELECT id AS order_id, brand_id, ordered_at, '&' || regexp_extract(landing_url, '\\?([^#]*)', 1) AS query
-            FROM orders WHERE contains(landing_url, 'utm_content=') AND contains(landing_url, 'utm_campaign=')
-        )
-        SELECT order_id, brand_id, ordered_at,
-               lower(url_decode(regexp_extract(query, '&utm_content=([^&]*)', 1))) AS handle,
-               lower(url_decode(regexp_extract(query, '&utm_campaign=([^&]*)', 1))) AS slug
-        FROM q
-        """,
-        f"""
-        CREATE OR REPLACE TEMP TABLE _utm AS
-        WITH touched AS (
-            SELECT u.order_id, u.brand_id, u.ordered_at, cr.id AS creator_id, ca.id AS campaign_id,
-                   ca.starts_at, ca.ends_at
-            FROM _utm_named u
-            JOIN creators cr ON cr.handle = u.handle
-            JOIN campaigns ca ON ca.brand_id = u.brand_id AND ca.slug = u.slug
-            WHERE u.handle <> '' AND u.slug <> ''
-        ), windowed AS ({contract_at("touched")}),
-        first_links AS (SELECT campaign_id, creator_id, min(id) AS link_id FROM links GROUP BY ALL)
-        SELECT w.order_id, w.creator_id, w.campaign_id, fl.link_id, w.contract_id FROM windowed w
-        LEFT JOIN first_links fl ON fl.campaign_id = w.campaign_id AND fl.creator_id = w.creator_id
-        WHERE w.starts_at <= w.ordered_at AND w.ordered_at <= w.ends_at + to_days(w.window_days)
-        """,  # noqa: S608 - composed from constants, no input
-        # The winner (its rule already found the governing contract), and whether another rule named someone else.
-        """
-        CREATE OR REPLACE TABLE batch_attributions AS
-        SELECT o.id AS order_id,
-               CASE WHEN cp.order_id IS NOT NULL THEN 'coupon' WHEN ck.order_id IS NOT NULL THEN 'click'
-                    WHEN ut.order_id IS NOT NULL THEN 'utm' ELSE 'none' END AS via,
-               coalesce(cp.creator_id, ck.creator_id, ut.creator_id) AS creator_id,
-               coalesce(cp.campaign_id, ck.campaign_id, ut.campaign_id) AS campaign_id,
-               CASE WHEN cp.order_id IS NULL THEN coalesce(ck.link_id, ut.link_id) END AS link_id,
-               CASE WHEN cp.order_id IS NOT NULL THEN cp.contract_id WHEN ck.order_id IS NOT NULL THEN ck.contract_id
-                    ELSE ut.contract_id END AS contract_id,
-               CASE WHEN cp.order_id IS NULL AND ck.order_id IS NOT NULL THEN ck.click_id ELSE '' END AS click_id,
-               coalesce(cp.coupon_code, '') AS coupon_code,
-               coalesce(ck.creator_id <> coalesce(cp.creator_id, ck.creator_id), false)
-                 OR coalesce(ut.creator_id <> coalesce(cp.creator_id, ck.creator_id, ut.creator_id), false)
-                 AS has_conflict
-        FROM orders o
-        LEFT JOIN _coupon cp ON cp.order_id = o.id
-        LEFT JOIN _click ck ON ck.order_id = o.id
-        LEFT JOIN _utm ut ON ut.order_id = o.id
-        """,
+        _FIRST_LINKS,
+        _FIRST_USE,
+        _COUPONS,
+        _COUPON_MULTI,
+        _RESULT,
+        _unsigned_orders(),
+        _signed_orders(),
     ]
     return [step.replace("{default_window}", str(int(default_window))) for step in steps]
 
@@ -235,31 +347,63 @@ def _hmac_pads(secret_key: str) -> dict[str, bytes]:
     return {"inner_pad": bytes(b ^ 0x36 for b in key), "outer_pad": bytes(b ^ 0x5C for b in key)}
 
 
+# kit.signing.Signer's signature of `click_id` in SQL: base64url(HMAC-SHA256(key, id)) cut to SIGNATURE_CHARS.
+SIGNATURE_SQL = f"""replace(replace(left(to_base64(unhex(sha256(
+    $outer_pad || unhex(sha256($inner_pad || encode(click_id)))))), {SIGNATURE_CHARS}), '+', '-'), '/', '_')"""
+
+
+def check_signatures(con: Any, *, secret_key: str, sample: int = SIGNATURE_SAMPLE) -> None:
+    """Raise ValueError when the first `sample` stored signatures of live clicks are not those of `secret_key`
+    (a wrong export, or clicks signed under a key since rotated, which the per-order rule would reject)."""
+    wrong = con.execute(
+        f"""SELECT count(*) FROM (SELECT click_id, signature FROM clicks WHERE outcome = 'live' LIMIT {int(sample)})
+        WHERE signature IS DISTINCT FROM {SIGNATURE_SQL}""",  # noqa: S608 - constants and an int
+        _hmac_pads(secret_key),
+    ).fetchone()[0]
+    if wrong:
+        raise ValueError(
+            f"clicks.signature: {wrong} of the first {sample} live clicks are not signed with the click-id key"
+        )
+
+
 def create_tables(con: Any) -> None:
     """Empty input tables in the DuckDB connection `con` (existing ones are replaced)."""
     con.execute(DDL)
 
 
 def attribute(con: Any, *, secret_key: str, default_window_days: int = DEFAULT_WINDOW_DAYS) -> int:
-    """Attribute every row of `orders` in `con`; writes `batch_attributions` and returns its row count."""
-    pads = _hmac_pads(secret_key)
-    for step in _steps(default_window_days):
-        if "$inner_pad" in step:
-            con.execute(step, pads)
-        else:
+    """Attribute every row of `orders` in `con`; writes `batch_attributions` and returns its row count. The stored
+    click signatures are checked against `secret_key` on a sample first (`check_signatures`)."""
+    check_signatures(con, secret_key=secret_key)
+    # Every join here is written with its build side on the right: the small reference tables, and for the clicks
+    # the orders that carry a signed id. DuckDB's estimate of a stream of parsed orders is poor enough that it
+    # would otherwise build hash tables of millions of orders to probe a few thousand coupons with.
+    disabled = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0]
+    con.execute("SET disabled_optimizers = " + _quoted(",".join(filter(None, [disabled, "build_side_probe_side"]))))
+    try:
+        for step in _steps(default_window_days):
             con.execute(step)
+    finally:
+        con.execute("SET disabled_optimizers = " + _quoted(disabled))
     return int(con.execute("SELECT count(*) FROM batch_attributions").fetchone()[0])
+
+
+def _quoted(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _naive(at: dt.datetime | None) -> dt.datetime | None:
     return None if at is None else at.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def load(con: Any, session: Session, *, brand_id: int | None = None) -> int:
+def load(con: Any, session: Session, *, secret_key: str, brand_id: int | None = None) -> int:
     """Copy orders, clicks and the reference rows they need from the application database into `con`'s input
     tables (created afresh); returns the number of orders. Row by row: meant for reviews and samples; load
-    millions with a bulk path (COPY to Parquet, DuckDB's postgres extension)."""
+    millions with a bulk path (COPY to Parquet, DuckDB's postgres extension). The click signature is computed
+    here with `secret_key` (the clicks table keeps only the unsigned id)."""
     create_tables(con)
+    signer = Signer(secret_key, "click-id")
     orders = select(Order.id, Order.brand_id, Order.ordered_at, Order.coupon_codes, Order.click_id, Order.landing_url)
     links = select(Link.id, Link.brand_id, Link.campaign_id, Link.creator_id)
     coupons = select(
@@ -287,8 +431,17 @@ def load(con: Any, session: Session, *, brand_id: int | None = None) -> int:
     link_rows = [tuple(r) for r in session.execute(links)]
     link_ids = {r[0] for r in link_rows}
     click_rows = [
-        (r.click_id, r.link_id, _naive(r.at), r.outcome, r.is_bot)
-        for r in session.execute(select(Click.click_id, Click.link_id, Click.at, Click.outcome, Click.is_bot))
+        (
+            r.click_id,
+            signer.signature(r.click_id) if r.outcome == "live" else "",
+            r.link_id,
+            _naive(r.at),
+            r.outcome,
+            r.is_bot,
+        )
+        for r in session.execute(
+            select(Click.click_id, Click.link_id, Click.at, Click.outcome, Click.is_bot).order_by(Click.id)
+        )
         if r.link_id in link_ids or brand_id is None
     ]
     coupon_rows = [
