@@ -8,8 +8,9 @@ current row.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import or_, select
@@ -32,6 +33,23 @@ from clearline.models import (
 
 DEFAULT_WINDOW_DAYS = 30
 _T = TypeVar("_T")
+
+
+class OrderFacts(Protocol):
+    """What attribution reads of an order: a stored `Order`, or the plain row a batch has just written."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def brand_id(self) -> int: ...
+    @property
+    def ordered_at(self) -> dt.datetime: ...
+    @property
+    def coupon_codes(self) -> list[str]: ...
+    @property
+    def click_id(self) -> str: ...
+    @property
+    def landing_url(self) -> str: ...
 
 
 @dataclass
@@ -62,6 +80,9 @@ class Lookups:
         self._clicks: dict[str, Click | None] = {}
         self._contracts: dict[tuple[int, int], list[Contract]] = {}
         self._rows: dict[tuple[type, int], Any] = {}  # strong references: the session's identity map is weak
+        self._creators: dict[str, Creator | None] = {}
+        self._campaigns: dict[tuple[int, str], Campaign | None] = {}
+        self._links: dict[tuple[int, int], Link | None] = {}
         self._signer = Signer(get_settings().secret_key, "click-id")
 
     def unsign(self, signed: str) -> str | None:
@@ -75,8 +96,33 @@ class Lookups:
             )
         return self._coupons[key]
 
-    def prefetch(self, orders: list[Order]) -> None:
-        """Read the coupons and clicks of many orders in two statements."""
+    def creator(self, handle: str) -> Creator | None:
+        if handle not in self._creators:
+            self._creators[handle] = self.session.scalar(select(Creator).where(Creator.handle == handle))
+        return self._creators[handle]
+
+    def campaign(self, brand_id: int, slug: str) -> Campaign | None:
+        key = (brand_id, slug)
+        if key not in self._campaigns:
+            self._campaigns[key] = self.session.scalar(
+                select(Campaign).where(Campaign.brand_id == brand_id, Campaign.slug == slug)
+            )
+        return self._campaigns[key]
+
+    def first_link(self, campaign_id: int, creator_id: int) -> Link | None:
+        """The creator's first link in the campaign (by id): the one a UTM touch is credited to."""
+        key = (campaign_id, creator_id)
+        if key not in self._links:
+            self._links[key] = self.session.scalar(
+                select(Link)
+                .where(Link.campaign_id == campaign_id, Link.creator_id == creator_id)
+                .order_by(Link.id)
+                .limit(1)
+            )
+        return self._links[key]
+
+    def prefetch(self, orders: Sequence[OrderFacts]) -> None:
+        """Read the coupons, clicks and UTM creators and campaigns of many orders in a few statements."""
         codes: dict[int, set[str]] = {}
         for order in orders:
             codes.setdefault(order.brand_id, set()).update(c.upper() for c in order.coupon_codes)
@@ -105,6 +151,33 @@ class Lookups:
                 self._clicks.setdefault(click.click_id, click)  # the earliest click under the id, as .limit(1)
             for raw in chunk:
                 self._clicks.setdefault(raw, None)
+        handles: set[str] = set()
+        slugs: dict[int, set[str]] = {}
+        for order in orders:
+            utm = _utm_names(order)
+            if utm is not None:
+                handles.add(utm[0])
+                slugs.setdefault(order.brand_id, set()).add(utm[1])
+        new_handles = sorted(h for h in handles if h not in self._creators)
+        for start in range(0, len(new_handles), 1000):
+            chunk = new_handles[start : start + 1000]
+            found_creators = {
+                c.handle: c for c in self.session.scalars(select(Creator).where(Creator.handle.in_(chunk)))
+            }
+            for handle in chunk:
+                self._creators[handle] = found_creators.get(handle)
+        for brand_id, names in slugs.items():
+            missing_slugs = sorted(n for n in names if (brand_id, n) not in self._campaigns)
+            if not missing_slugs:
+                continue
+            found_campaigns = {
+                c.slug: c
+                for c in self.session.scalars(
+                    select(Campaign).where(Campaign.brand_id == brand_id, Campaign.slug.in_(missing_slugs))
+                )
+            }
+            for slug in missing_slugs:
+                self._campaigns[(brand_id, slug)] = found_campaigns.get(slug)
 
     def click(self, raw: str) -> Click | None:
         if raw not in self._clicks:
@@ -160,7 +233,7 @@ def _window_days(lookups: Lookups, *, brand_id: int, creator_id: int, at: dt.dat
     return int(contract.terms.get("attribution_window_days", DEFAULT_WINDOW_DAYS))
 
 
-def _coupon(lookups: Lookups, order: Order, findings: Findings) -> None:
+def _coupon(lookups: Lookups, order: OrderFacts, findings: Findings) -> None:
     # Every creator code on the order is a touch: the first wins, and a second creator's code is a conflict
     # for fraud review rather than something silently ignored.
     for code in order.coupon_codes:
@@ -187,14 +260,14 @@ def _coupon(lookups: Lookups, order: Order, findings: Findings) -> None:
         )
 
 
-def _signed_click_id(order: Order) -> str:
+def _signed_click_id(order: OrderFacts) -> str:
     if order.click_id:
         return order.click_id
     query = parse_qs(urlsplit(order.landing_url).query) if order.landing_url else {}
     return (query.get("clid") or [""])[0]
 
 
-def _click(lookups: Lookups, order: Order, findings: Findings) -> None:
+def _click(lookups: Lookups, order: OrderFacts, findings: Findings) -> None:
     signed = _signed_click_id(order)
     if not signed:
         return
@@ -229,22 +302,28 @@ def _click(lookups: Lookups, order: Order, findings: Findings) -> None:
     )
 
 
-def _utm(lookups: Lookups, order: Order, findings: Findings) -> None:
-    session = lookups.session
+def _utm_names(order: OrderFacts) -> tuple[str, str] | None:
+    """The (creator handle, campaign slug) a landing URL names in utm_content / utm_campaign, lower-cased."""
     if not order.landing_url:
-        return
+        return None
     query = {k: v[0] for k, v in parse_qs(urlsplit(order.landing_url).query).items()}
     handle, slug = query.get("utm_content", "").lower(), query.get("utm_campaign", "").lower()
     if not handle or not slug:
+        return None
+    return handle, slug
+
+
+def _utm(lookups: Lookups, order: OrderFacts, findings: Findings) -> None:
+    names = _utm_names(order)
+    if names is None:
         return
-    creator = session.scalar(select(Creator).where(Creator.handle == handle))
-    campaign = session.scalar(select(Campaign).where(Campaign.brand_id == order.brand_id, Campaign.slug == slug))
+    handle, slug = names
+    creator = lookups.creator(handle)
+    campaign = lookups.campaign(order.brand_id, slug)
     if creator is None or campaign is None:
         findings.notes.append(f"UTM names {handle!r}/{slug!r}, which match no creator or campaign")
         return
-    link = session.scalar(
-        select(Link).where(Link.campaign_id == campaign.id, Link.creator_id == creator.id).order_by(Link.id).limit(1)
-    )
+    link = lookups.first_link(campaign.id, creator.id)
     window = _window_days(lookups, brand_id=order.brand_id, creator_id=creator.id, at=order.ordered_at)
     if not campaign.starts_at <= order.ordered_at <= campaign.ends_at + dt.timedelta(days=window):
         findings.notes.append(f"UTM touch for {slug} is outside the campaign and its {window}-day window")
@@ -261,7 +340,7 @@ def _utm(lookups: Lookups, order: Order, findings: Findings) -> None:
     )
 
 
-def find(session: Session, order: Order, *, lookups: Lookups | None = None) -> Findings:
+def find(session: Session, order: OrderFacts, *, lookups: Lookups | None = None) -> Findings:
     lookups = lookups or Lookups(session)
     findings = Findings()
     _coupon(lookups, order, findings)
@@ -286,9 +365,17 @@ def attribute(
 
 
 def decide(
-    session: Session, *, order: Order, created_by: str = "system", lookups: Lookups | None = None
+    session: Session, *, order: OrderFacts, created_by: str = "system", lookups: Lookups | None = None
 ) -> Attribution:
-    """The attribution of a stored order, not yet added to the session (a batch adds many at once)."""
+    """The attribution of a stored order, not yet added to the session."""
+    return Attribution(**decide_values(session, order=order, created_by=created_by, lookups=lookups))
+
+
+def decide_values(
+    session: Session, *, order: OrderFacts, created_by: str = "system", lookups: Lookups | None = None
+) -> dict[str, Any]:
+    """The attribution of a stored order as the column values of its row (a batch writes many rows at once,
+    without an ORM object each); `decide` makes the same values an `Attribution`."""
     lookups = lookups or Lookups(session)
     findings = find(session, order, lookups=lookups)
     winner = findings.touches[0] if findings.touches else None
@@ -319,21 +406,21 @@ def decide(
             )
     if findings.notes:
         reason += " Notes: " + "; ".join(findings.notes) + "."
-    return Attribution(
-        order_id=order.id,
-        brand_id=order.brand_id,
-        via=winner.via if winner else "none",
-        creator_id=winner.creator_id if winner else None,
-        campaign_id=winner.campaign_id if winner else None,
-        link_id=winner.link_id if winner else None,
-        contract_id=contract.id if contract else None,
-        click_id=winner.click_id if winner else "",
-        coupon_code=winner.coupon_code if winner else "",
-        reason=reason,
-        conflict=conflict,
-        is_current=True,
-        created_by=created_by,
-    )
+    return {
+        "order_id": order.id,
+        "brand_id": order.brand_id,
+        "via": winner.via if winner else "none",
+        "creator_id": winner.creator_id if winner else None,
+        "campaign_id": winner.campaign_id if winner else None,
+        "link_id": winner.link_id if winner else None,
+        "contract_id": contract.id if contract else None,
+        "click_id": winner.click_id if winner else "",
+        "coupon_code": winner.coupon_code if winner else "",
+        "reason": reason,
+        "conflict": conflict,
+        "is_current": True,
+        "created_by": created_by,
+    }
 
 
 def current(session: Session, order_id: int) -> Attribution | None:

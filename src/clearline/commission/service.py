@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -42,6 +44,63 @@ _T = TypeVar("_T")
 PERFORMANCE_RULES = ("cpa_unit", "cpa_order", "revshare_net_revenue", "revshare_gross_margin")
 
 
+class OrderFacts(Protocol):
+    """What accrual reads of an order: a stored `Order`, or the plain row a batch has just written."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def brand_id(self) -> int: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def ordered_at(self) -> dt.datetime: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def is_new_customer(self) -> bool | None: ...
+
+
+class LineFacts(Protocol):
+    """What accrual reads of an order line (an `OrderLine` or a batch's plain row)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def line_no(self) -> int: ...
+    @property
+    def sku(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def net_amount(self) -> int: ...
+
+
+class AttributionFacts(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def creator_id(self) -> int | None: ...
+    @property
+    def campaign_id(self) -> int | None: ...
+    @property
+    def contract_id(self) -> int | None: ...
+
+
+_L = TypeVar("_L", bound=LineFacts)
+
+
+@dataclass
+class Preloaded:
+    """What reversing one order's commissions reads, read for a whole batch of refunds at once."""
+
+    attribution_id: int | None
+    commission_lines: list[CommissionLine]
+    order_lines: list[OrderLine]
+    lookups: Lookups
+    transfers: list[ledger.Transfer] = field(default_factory=list)
+
+
 def payee_of(contract: Contract) -> tuple[str, int]:
     """Creators under an agency contract are paid to the agency."""
     return ("agency", contract.agency_id) if contract.agency_id else ("creator", contract.creator_id)  # type: ignore[return-value]
@@ -51,6 +110,13 @@ def account(line: CommissionLine, kind: str) -> ledger.Account:
     if kind == ledger.EXPENSE:
         return ledger.Account(line.brand_id, "brand", line.brand_id, ledger.EXPENSE, line.currency)
     return ledger.Account(line.brand_id, line.payee_type, line.payee_id, kind, line.currency)
+
+
+def account_of(values: Mapping[str, Any], kind: str) -> ledger.Account:
+    """`account` for a commission line given as its column values."""
+    if kind == ledger.EXPENSE:
+        return ledger.Account(values["brand_id"], "brand", values["brand_id"], ledger.EXPENSE, values["currency"])
+    return ledger.Account(values["brand_id"], values["payee_type"], values["payee_id"], kind, values["currency"])
 
 
 def period_of(at: dt.datetime) -> str:
@@ -124,27 +190,28 @@ class Lookups:
             self._period_used[key] = int(used or 0)
         return money.to_minor(terms.cap_per_period, terms.currency) - self._period_used[key]
 
-    def accrued(self, lines: list[CommissionLine]) -> None:
-        """Count lines accrued in this batch towards their contract's period cap."""
+    def accrued(self, lines: list[dict[str, Any]]) -> None:
+        """Count lines accrued in this batch (their column values) towards their contract's period cap."""
         for line in lines:
-            key = (line.contract_id, line.period)
-            if key in self._period_used and line.rule in PERFORMANCE_RULES:
-                self._period_used[key] += line.amount
+            key = (line["contract_id"], line["period"])
+            if key in self._period_used and line["rule"] in PERFORMANCE_RULES:
+                self._period_used[key] += line["amount"]
 
 
 def eligibility(
     session: Session,
     *,
-    order: Order,
-    lines: list[OrderLine],
+    order: OrderFacts,
+    lines: Sequence[_L],
     campaign: Campaign | None,
     lookups: Lookups | None = None,
-) -> tuple[list[OrderLine], dict[int, str]]:
+) -> tuple[list[_L], dict[int, str]]:
     """Lines whose SKU is eligible for the campaign's offer, inside its window and not excluded."""
     lookups = lookups or Lookups(session)
     offer = lookups.get(Offer, campaign.offer_id) if campaign and campaign.offer_id else None
     skus = lookups.skus(order.brand_id, [x.sku for x in lines])
-    eligible, reasons = [], {}
+    eligible: list[_L] = []
+    reasons: dict[int, str] = {}
     for line in lines:
         if line.sku not in skus:
             reasons[line.line_no] = f"SKU {line.sku} is not in the catalog"
@@ -161,7 +228,9 @@ def eligibility(
     return eligible, reasons
 
 
-def _inputs(lookups: Lookups, *, order: Order, lines: list[OrderLine], terms: ContractTerms) -> list[calc.LineInput]:
+def _inputs(
+    lookups: Lookups, *, order: OrderFacts, lines: Sequence[LineFacts], terms: ContractTerms
+) -> list[calc.LineInput]:
     skus = lookups.skus(order.brand_id, [x.sku for x in lines])
     result = []
     for line in lines:
@@ -213,8 +282,25 @@ def accrue(
 def compute_lines(
     session: Session, *, order: Order, lines: list[OrderLine], attribution: Attribution, lookups: Lookups
 ) -> list[CommissionLine]:
-    """The commission lines of an attributed order, not yet added to the session (a batch adds many at once
-    and posts their accruals together); counted towards the contract's period cap in ``lookups``."""
+    """The commission lines of an attributed order, not yet added to the session; counted towards the
+    contract's period cap in ``lookups``."""
+    return [
+        CommissionLine(**values)
+        for values in line_values(session, order=order, lines=lines, attribution=attribution, lookups=lookups)
+    ]
+
+
+def line_values(
+    session: Session,
+    *,
+    order: OrderFacts,
+    lines: Sequence[LineFacts],
+    attribution: AttributionFacts,
+    lookups: Lookups,
+) -> list[dict[str, Any]]:
+    """The commission lines of an attributed order as the column values of their rows (a batch writes many
+    at once, without an ORM object each, and posts their accruals together); counted towards the contract's
+    period cap in ``lookups``."""
     if attribution.contract_id is None:
         return []
     contract = lookups.get(Contract, attribution.contract_id)
@@ -243,37 +329,37 @@ def compute_lines(
         line = by_line[item.line.order_line_id]
         days = per_order_days if item.rule == "cpa_order" else item.line.verification_days
         created.append(
-            CommissionLine(
-                key=f"line:{line.id}:attr:{attribution.id}:{item.rule}",
-                brand_id=order.brand_id,
-                order_id=order.id,
-                order_line_id=line.id,
-                line_no=line.line_no,
-                sku=line.sku,
-                attribution_id=attribution.id,
-                contract_id=contract.id,
-                contract_version=version,
-                creator_id=attribution.creator_id,
-                payee_type=payee_type,
-                payee_id=payee_id,
-                rule=item.rule,
-                period=period,
-                tier=item.tier,
-                rate=str(item.rate),
-                customer_type=item.customer_type,
-                quantity=line.quantity,
-                order_currency=order.currency,
-                net_revenue_amount=line.net_amount,
-                gross_margin_amount=money.to_minor(item.line.gross_margin, order.currency),
-                unit_price_amount=money.to_minor(item.line.unit_price, order.currency),
-                unit_cost_amount=money.to_minor(item.line.unit_cost, order.currency),
-                fx_rate=str(rate),
-                currency=terms.currency,
-                amount=item.amount,
-                note=item.note,
-                earned_at=order.ordered_at,
-                eligible_at=order.ordered_at + dt.timedelta(days=days),
-            )
+            {
+                "key": f"line:{line.id}:attr:{attribution.id}:{item.rule}",
+                "brand_id": order.brand_id,
+                "order_id": order.id,
+                "order_line_id": line.id,
+                "line_no": line.line_no,
+                "sku": line.sku,
+                "attribution_id": attribution.id,
+                "contract_id": contract.id,
+                "contract_version": version,
+                "creator_id": attribution.creator_id,
+                "payee_type": payee_type,
+                "payee_id": payee_id,
+                "rule": item.rule,
+                "period": period,
+                "tier": item.tier,
+                "rate": str(item.rate),
+                "customer_type": item.customer_type,
+                "quantity": line.quantity,
+                "order_currency": order.currency,
+                "net_revenue_amount": line.net_amount,
+                "gross_margin_amount": money.to_minor(item.line.gross_margin, order.currency),
+                "unit_price_amount": money.to_minor(item.line.unit_price, order.currency),
+                "unit_cost_amount": money.to_minor(item.line.unit_cost, order.currency),
+                "fx_rate": str(rate),
+                "currency": terms.currency,
+                "amount": item.amount,
+                "note": item.note,
+                "earned_at": order.ordered_at,
+                "eligible_at": order.ordered_at + dt.timedelta(days=days),
+            }
         )
     lookups.accrued(created)
     return created
@@ -283,6 +369,20 @@ def post_accruals(session: Session, accrued: list[tuple[Order, list[CommissionLi
     """Post the accruals of many orders' new commission lines (already written, with their ids) in one ledger
     call."""
     ledger.post(session, [t for order, created in accrued for t in accrual_transfers(order, created)])
+
+
+def accrual_transfer(order: OrderFacts, values: Mapping[str, Any]) -> ledger.Transfer:
+    """`accrual_transfers` for one written line given as its column values (with its ``id``)."""
+    return ledger.Transfer(
+        key=f"commission.accrued:{values['id']}",
+        kind="commission.accrued",
+        debit=account_of(values, ledger.EXPENSE),
+        credit=account_of(values, ledger.PENDING),
+        amount=values["amount"],
+        commission_line_id=values["id"],
+        memo=f"order {order.external_id} line {values['line_no']} {values['rule']}",
+        effective_at=order.ordered_at,
+    )
 
 
 def accrual_transfers(order: Order, created: list[CommissionLine]) -> list[ledger.Transfer]:
@@ -309,22 +409,31 @@ def reverse(
     refund: Refund,
     applied: list[tuple[OrderLine, int]],
     attribution_id: int | None = None,
+    preloaded: Preloaded | None = None,
 ) -> list[tuple[CommissionLine, int]]:
     """Reverse each commission line in proportion to the refunded share of its line (a per-order CPA: of the
-    order's eligible net revenue); inside the window from pending, after it as a clawback from available."""
+    order's eligible net revenue); inside the window from pending, after it as a clawback from available.
+
+    A batch of refunds passes ``preloaded``: the order's current attribution, commission lines and order lines
+    read for the whole batch, and a list the ledger transfers are added to (posted once for the batch, in
+    order) instead of being posted here."""
     refunded_now: dict[int, int] = defaultdict(int)
     for line, amount in applied:
         refunded_now[line.id] += amount
-    current = attribution_id or session.scalar(
-        select(Attribution.id).where(Attribution.order_id == order.id, Attribution.is_current.is_(True))
-    )
-    commission_lines = list(
-        session.scalars(
-            select(CommissionLine)
-            .where(CommissionLine.order_id == order.id, CommissionLine.attribution_id == current)
-            .order_by(CommissionLine.id)
+    if preloaded is not None:
+        current = preloaded.attribution_id
+        commission_lines = preloaded.commission_lines
+    else:
+        current = attribution_id or session.scalar(
+            select(Attribution.id).where(Attribution.order_id == order.id, Attribution.is_current.is_(True))
         )
-    )
+        commission_lines = list(
+            session.scalars(
+                select(CommissionLine)
+                .where(CommissionLine.order_id == order.id, CommissionLine.attribution_id == current)
+                .order_by(CommissionLine.id)
+            )
+        )
     return _take_back(
         session,
         order=order,
@@ -334,6 +443,7 @@ def reverse(
         at=refund.refunded_at,
         key=str(refund.id),
         memo=f"{refund.kind} {refund.external_id}",
+        preloaded=preloaded,
     )
 
 
@@ -373,19 +483,26 @@ def _take_back(
     key: str,
     memo: str,
     clear_late: bool = True,
+    preloaded: Preloaded | None = None,
 ) -> list[tuple[CommissionLine, int]]:
     """Take back each line's share of ``refunded_now``. A line past its window that the clearing job has not
     reached yet is cleared first when ``clear_late`` (a refund after the window is a clawback)."""
     if not commission_lines:
         return []
-    order_lines = {x.id: x for x in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))}
+    if preloaded is not None:
+        order_lines = {x.id: x for x in preloaded.order_lines}
+    else:
+        order_lines = {x.id: x for x in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))}
     eligible_ids: list[int] = []
     if any(c.rule == "cpa_order" for c in commission_lines):
         # A per-order CPA is earned by the order as a whole, so its base is the net revenue of every line
         # that was eligible for the offer — not only the line it happens to be recorded on.
-        attribution = session.get(Attribution, attribution_id) if attribution_id else None
-        campaign = session.get(Campaign, attribution.campaign_id) if attribution and attribution.campaign_id else None
-        eligible, _ = eligibility(session, order=order, lines=list(order_lines.values()), campaign=campaign)
+        lookups = preloaded.lookups if preloaded is not None else Lookups(session)
+        attribution = lookups.get(Attribution, attribution_id) if attribution_id else None
+        campaign = lookups.get(Campaign, attribution.campaign_id) if attribution and attribution.campaign_id else None
+        eligible, _ = eligibility(
+            session, order=order, lines=list(order_lines.values()), campaign=campaign, lookups=lookups
+        )
         eligible_ids = [x.id for x in eligible]
     transfers, taken = [], []
     for c in commission_lines:
@@ -403,7 +520,7 @@ def _take_back(
         if after_window and c.cleared_at is None:
             # Clear what was earned before taking the refund's share back, so the whole line leaves pending
             # and the clawback comes out of available; clearing after the reversal stranded it in pending.
-            _clear(session, [c], now=at)
+            _clear(session, [c], now=at, sink=preloaded.transfers if preloaded is not None else None)
         c.reversed_amount += amount
         source = ledger.AVAILABLE if after_window else ledger.PENDING
         kind = "commission.clawed_back" if after_window else "commission.reversed"
@@ -420,7 +537,10 @@ def _take_back(
             )
         )
         taken.append((c, amount))
-    ledger.post(session, transfers)
+    if preloaded is not None:
+        preloaded.transfers.extend(transfers)
+    else:
+        ledger.post(session, transfers)
     return taken
 
 
@@ -432,7 +552,9 @@ def _reserve_pct(session: Session, contract_id: int, cache: dict[int, tuple[Deci
     return cache[contract_id]
 
 
-def _clear(session: Session, lines: list[CommissionLine], *, now: dt.datetime) -> int:
+def _clear(
+    session: Session, lines: list[CommissionLine], *, now: dt.datetime, sink: list[ledger.Transfer] | None = None
+) -> int:
     transfers: list[ledger.Transfer] = []
     reserves: dict[int, tuple[Decimal, int]] = {}
     for c in lines:
@@ -467,7 +589,10 @@ def _clear(session: Session, lines: list[CommissionLine], *, now: dt.datetime) -
                     memo=f"rolling reserve {pct} % until {c.reserve_release_at:%Y-%m-%d}",
                 )
             )
-    ledger.post(session, transfers)
+    if sink is not None:
+        sink.extend(transfers)
+    else:
+        ledger.post(session, transfers)
     return len(lines)
 
 

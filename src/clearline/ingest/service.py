@@ -7,6 +7,7 @@ The same event twice changes nothing; the same id with a different body is refus
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -15,12 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import String, bindparam, case, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, case, select, text
 from sqlalchemy.orm import Session
 
 from clearline.config import get_settings
-from clearline.ingest import bulk, schemas
+from clearline.ingest import schemas
 from clearline.kit import money
 from clearline.kit.clock import utcnow
 from clearline.kit.db import UTCDateTime, insert_ignore
@@ -370,147 +370,17 @@ def replay(
 # --- processing many events at once --------------------------------------------------------------------
 
 BATCH = 500  # events per set-wise step: big enough to amortise each statement, small enough to retry cheaply
-MAX_RETRIES = 3  # a batch with more failing events than this goes through one by one
-
-
-class _EventFailed(Exception):
-    def __init__(self, event: InboxEvent, data: schemas.OrderIn) -> None:
-        self.event, self.data = event, data
 
 
 def process_batch(
     session: Session, events: Sequence[InboxEvent], *, parsed: dict[int, Any] | None = None
 ) -> dict[int, str]:
     """Process many stored events; event id -> '' or the reason it waits for a replay, exactly as `process`
-    answers for each event on its own.
+    answers for each event on its own (see `ingest.processing`). ``parsed`` may carry already validated
+    payloads by event id."""
+    from clearline.ingest import processing
 
-    New orders are applied set-wise (their orders, lines, attributions and commission lines a few
-    statements per batch, every accrual in one ledger post) inside one savepoint; an order that fails rolls
-    the savepoint back, goes through `process` on its own (kept with its error) and the rest is retried.
-    WooCommerce orders (their refunds ride on the order) and refunds go through `process` one by one, after
-    the orders. ``parsed`` may carry already validated payloads by event id."""
-    parsed = parsed or {}
-    results: dict[int, str] = {}
-    orders: list[InboxEvent] = []
-    others: list[InboxEvent] = []
-    for event in events:
-        if event.handled_at is not None:
-            results[event.id] = ""
-        elif event.kind == "order" and event.source != "woocommerce":
-            orders.append(event)
-        else:
-            others.append(event)
-    for start in range(0, len(orders), BATCH):
-        _orders_batch(session, orders[start : start + BATCH], parsed, results)
-    for event in others:
-        results[event.id] = process(session, event, parsed=parsed.get(event.id))
-    return results
-
-
-def _orders_batch(session: Session, events: list[InboxEvent], parsed: dict[int, Any], results: dict[int, str]) -> None:
-    items: list[tuple[InboxEvent, schemas.OrderIn]] = []
-    for event in events:
-        data = parsed.get(event.id)
-        if not isinstance(data, schemas.OrderIn):
-            try:
-                data = normalise(event.source, event.kind, json.loads(event.body))
-            except Exception:  # noqa: BLE001 - `process` records why, exactly as for one event
-                results[event.id] = process(session, event)
-                continue
-        assert isinstance(data, schemas.OrderIn)  # an order event normalises to an order
-        items.append((event, data))
-    for _attempt in range(MAX_RETRIES + 1):
-        if not items:
-            return
-        try:
-            with session.begin_nested():
-                _apply_orders(session, items)
-        except _EventFailed as failure:
-            # The savepoint is gone; the failing order is processed alone (stored with its error), the rest again.
-            results[failure.event.id] = process(session, failure.event, parsed=failure.data)
-            items = [(e, d) for e, d in items if e is not failure.event]
-            continue
-        except Exception:  # noqa: BLE001 - a statement failed for the batch as a whole: one by one, each isolated
-            log.warning("a batch of %d orders failed as a whole; processing them one by one", len(items))
-            break
-        for event, _ in items:
-            results[event.id] = ""
-        return
-    for event, data in items:
-        results[event.id] = process(session, event, parsed=data)
-
-
-# A whole import is one transaction, so the planner's statistics still see an empty orders table while it fills:
-# an IN list was then checked against every row of a sequential scan (quadratic over a file). A join from the
-# id array stays linear whichever plan it gets.
-_KNOWN_POSTGRESQL = text("""
-SELECT o.external_id FROM unnest(:ids) AS i(external_id)
-JOIN orders o ON o.brand_id = :brand_id AND o.external_id = i.external_id
-""").bindparams(bindparam("ids", type_=ARRAY(String)))
-
-
-def _known(session: Session, brand_id: int, ids: set[str]) -> list[str]:
-    """Which of these order ids the brand already has."""
-    if session.get_bind().dialect.name == "postgresql":
-        return list(session.scalars(_KNOWN_POSTGRESQL, {"ids": sorted(ids), "brand_id": brand_id}))
-    return list(
-        session.scalars(select(Order.external_id).where(Order.brand_id == brand_id, Order.external_id.in_(ids)))
-    )
-
-
-def _apply_orders(session: Session, items: list[tuple[InboxEvent, schemas.OrderIn]]) -> None:
-    from clearline.attribution import service as attribution_service
-    from clearline.commission import service as commission_service
-
-    wanted: dict[int, set[str]] = {}
-    for event, data in items:
-        wanted.setdefault(event.brand_id, set()).add(data.order_id)
-    known = {
-        (brand_id, external_id) for brand_id, ids in wanted.items() for external_id in _known(session, brand_id, ids)
-    }
-    new: list[tuple[InboxEvent, schemas.OrderIn, Order]] = []
-    for event, data in items:
-        key = (event.brand_id, data.order_id)
-        if key in known:  # applied before (another source, an earlier event): idempotent per order id
-            continue
-        known.add(key)
-        new.append((event, data, _new_order(event.brand_id, data, source=event.source, event_id=event.id)))
-    orders = [order for _, _, order in new]
-    bulk.insert_all(session, orders)
-    lines = {order.id: _new_lines(order, data) for _, data, order in new}
-    bulk.insert_all(session, [line for group in lines.values() for line in group])
-    attribution_lookups = attribution_service.Lookups(session)
-    attribution_lookups.prefetch(orders)
-    attributions = []
-    for event, data, order in new:
-        try:
-            attributions.append(attribution_service.decide(session, order=order, lookups=attribution_lookups))
-        except Exception as exc:
-            raise _EventFailed(event, data) from exc
-    bulk.insert_all(session, attributions)
-    commission_lookups = commission_service.Lookups(session)
-    accrued = []
-    for (event, data, order), attribution in zip(new, attributions, strict=True):
-        try:
-            created = commission_service.compute_lines(
-                session, order=order, lines=lines[order.id], attribution=attribution, lookups=commission_lookups
-            )
-        except Exception as exc:
-            raise _EventFailed(event, data) from exc
-        accrued.append((order, created))
-    bulk.insert_all(session, [line for _, created in accrued for line in created])
-    commission_service.post_accruals(session, accrued)
-    session.execute(
-        update(InboxEvent)
-        .where(InboxEvent.id.in_([event.id for event, _ in items]))
-        .values(handled_at=utcnow(), error="")
-        .execution_options(synchronize_session="evaluate")
-    )
-    # Nothing in the batch needs these again: a long import keeps its session (and its flushes) small.
-    written = [*orders, *(x for group in lines.values() for x in group), *attributions]
-    for obj in written + [line for _, created in accrued for line in created]:
-        if obj in session:
-            session.expunge(obj)
+    return processing.process_batch(session, events, parsed=parsed)
 
 
 # --- applying events ---------------------------------------------------------------------------------
@@ -540,46 +410,58 @@ def apply_order(session: Session, *, brand: Brand, data: schemas.OrderIn, source
 
 
 def _new_order(brand_id: int, data: schemas.OrderIn, *, source: str, event_id: int | None) -> Order:
+    return Order(**order_values(brand_id, data, source=source, event_id=event_id, now=utcnow()))
+
+
+def order_values(
+    brand_id: int, data: schemas.OrderIn, *, source: str, event_id: int | None, now: dt.datetime
+) -> dict[str, Any]:
+    """The column values of a new order's row (`_new_order` makes an `Order` of them; a batch writes them)."""
     currency = data.currency
     customer = data.customer or schemas.CustomerIn()
-    return Order(
-        brand_id=brand_id,
-        external_id=data.order_id,
-        source=source,
-        ordered_at=data.created_at,
-        currency=currency,
-        customer_ref=_salted(customer.id),
-        customer_email_hash=_salted(customer.email_sha256),
-        is_new_customer=customer.new_customer,
-        click_id=data.click_id or "",
-        coupon_codes=data.coupon_codes,
-        landing_url=data.landing_url or "",
-        shipping_amount=money.to_minor(data.shipping, currency),
-        tax_amount=money.to_minor(data.tax, currency),
-        ip_hash=_salted(data.ip),
-        user_agent=(data.user_agent or "")[:512],
-        inbox_event_id=event_id,
-        received_at=utcnow(),
-    )
+    return {
+        "brand_id": brand_id,
+        "external_id": data.order_id,
+        "source": source,
+        "ordered_at": data.created_at,
+        "currency": currency,
+        "customer_ref": _salted(customer.id),
+        "customer_email_hash": _salted(customer.email_sha256),
+        "is_new_customer": customer.new_customer,
+        "click_id": data.click_id or "",
+        "coupon_codes": data.coupon_codes,
+        "landing_url": data.landing_url or "",
+        "shipping_amount": money.to_minor(data.shipping, currency),
+        "tax_amount": money.to_minor(data.tax, currency),
+        "ip_hash": _salted(data.ip),
+        "user_agent": (data.user_agent or "")[:512],
+        "inbox_event_id": event_id,
+        "received_at": now,
+    }
 
 
 def _new_lines(order: Order, data: schemas.OrderIn) -> list[OrderLine]:
+    return [OrderLine(**values) for values in line_values(order.id, data)]
+
+
+def line_values(order_id: int, data: schemas.OrderIn) -> list[dict[str, Any]]:
+    """The column values of a new order's line rows, numbered from 1 in the order given."""
     currency = data.currency
     lines = []
     for number, line in enumerate(data.lines, start=1):
         gross = line.unit_price * line.quantity
         lines.append(
-            OrderLine(
-                order_id=order.id,
-                line_no=number,
-                sku=line.sku,
-                quantity=line.quantity,
-                unit_price_amount=money.to_minor(line.unit_price, currency),
-                discount_amount=money.to_minor(line.discount, currency),
-                net_amount=money.to_minor(gross - line.discount, currency),
-                refunded_amount=0,
-                refunded_quantity=0,
-            )
+            {
+                "order_id": order_id,
+                "line_no": number,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price_amount": money.to_minor(line.unit_price, currency),
+                "discount_amount": money.to_minor(line.discount, currency),
+                "net_amount": money.to_minor(gross - line.discount, currency),
+                "refunded_amount": 0,
+                "refunded_quantity": 0,
+            }
         )
     return lines
 
@@ -591,11 +473,48 @@ def apply_refund(session: Session, *, brand: Brand, data: schemas.RefundIn, even
         return existing
     order = session.scalar(select(Order).where(Order.brand_id == brand.id, Order.external_id == data.order_id))
     if order is None:
-        raise ValidationFailedError(
-            f"order {data.order_id} is not known yet; the refund waits for it",
-            details=[{"loc": ["order_id"], "msg": "unknown order"}],
-        )
+        raise unknown_order(data)
     lines = list(session.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)))
+    applied = fit_refund(order, lines, data)
+    refund = new_refund(brand.id, data, order=order, applied=applied, event_id=event_id)
+    session.add(refund)
+    session.flush()
+    from clearline.commission import service as commission_service
+
+    commission_service.reverse(session, order=order, refund=refund, applied=applied)
+    return refund
+
+
+def unknown_order(data: schemas.RefundIn) -> ValidationFailedError:
+    return ValidationFailedError(
+        f"order {data.order_id} is not known yet; the refund waits for it",
+        details=[{"loc": ["order_id"], "msg": "unknown order"}],
+    )
+
+
+def new_refund(
+    brand_id: int, data: schemas.RefundIn, *, order: Order, applied: list[tuple[OrderLine, int]], event_id: int | None
+) -> Refund:
+    return Refund(
+        brand_id=brand_id,
+        external_id=data.refund_id,
+        order_id=order.id,
+        kind=data.kind,
+        refunded_at=data.created_at,
+        inbox_event_id=event_id,
+        lines=[
+            {"order_line_id": line.id, "line_no": line.line_no, "sku": line.sku, "amount": amount}
+            for line, amount in applied
+        ],
+    )
+
+
+def fit_refund(order: Order, lines: list[OrderLine], data: schemas.RefundIn) -> list[tuple[OrderLine, int]]:
+    """Spread a refund over the order's lines (its SKU's lines in order, each up to what is left of it) and
+    record it on them; (line, minor units) per share. A refund that does not fit changes nothing and raises
+    `ValidationFailedError` naming every line that does not fit."""
+    refunded = {line.id: line.refunded_amount for line in lines}
+    quantities = {line.id: line.refunded_quantity for line in lines}
     applied: list[tuple[OrderLine, int]] = []
     problems = []
     for index, item in enumerate(data.lines):
@@ -603,16 +522,16 @@ def apply_refund(session: Session, *, brand: Brand, data: schemas.RefundIn, even
         if money.round_half_up(item.amount, order.currency) != item.amount:
             problems.append({"loc": ["lines", index, "amount"], "msg": f"more digits than {order.currency}"})
             continue
-        candidates = [x for x in lines if x.sku == item.sku and x.refunded_amount < x.net_amount]
+        candidates = [x for x in lines if x.sku == item.sku and refunded[x.id] < x.net_amount]
         if not candidates:
             problems.append({"loc": ["lines", index, "sku"], "msg": f"no refundable line for SKU {item.sku}"})
             continue
         for line in candidates:
             if remaining_minor <= 0:
                 break
-            take = min(remaining_minor, line.net_amount - line.refunded_amount)
-            line.refunded_amount += take
-            line.refunded_quantity = min(line.quantity, line.refunded_quantity + item.quantity)
+            take = min(remaining_minor, line.net_amount - refunded[line.id])
+            refunded[line.id] += take
+            quantities[line.id] = min(line.quantity, quantities[line.id] + item.quantity)
             applied.append((line, take))
             remaining_minor -= take
         if remaining_minor > 0:
@@ -625,24 +544,10 @@ def apply_refund(session: Session, *, brand: Brand, data: schemas.RefundIn, even
             )
     if problems:
         raise ValidationFailedError("refund does not fit the order", details=problems)
-    refund = Refund(
-        brand_id=brand.id,
-        external_id=data.refund_id,
-        order_id=order.id,
-        kind=data.kind,
-        refunded_at=data.created_at,
-        inbox_event_id=event_id,
-        lines=[
-            {"order_line_id": line.id, "line_no": line.line_no, "sku": line.sku, "amount": amount}
-            for line, amount in applied
-        ],
-    )
-    session.add(refund)
-    session.flush()
-    from clearline.commission import service as commission_service
-
-    commission_service.reverse(session, order=order, refund=refund, applied=applied)
-    return refund
+    for line, _ in applied:
+        line.refunded_amount = refunded[line.id]
+        line.refunded_quantity = quantities[line.id]
+    return applied
 
 
 def woocommerce_refunds(session: Session, *, brand: Brand, payload: Any, order: Order) -> list[str]:
