@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,11 +34,23 @@ transfers = st.lists(
 
 class TestPostProperties:
     @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(batches=st.lists(transfers, min_size=1, max_size=4), chunk=st.integers(1, 50))
+    @given(
+        batches=st.lists(transfers, min_size=1, max_size=4),
+        chunk=st.integers(1, 50),
+        copy_from=st.integers(1, 45),
+    )
     def test_any_sequence_of_batches_balances_and_replays_change_nothing(
-        self, db: Session, batches: list[list[tuple[int, ledger.Account, ledger.Account, int]]], chunk: int
+        self,
+        db: Session,
+        batches: list[list[tuple[int, ledger.Account, ledger.Account, int]]],
+        chunk: int,
+        copy_from: int,
     ) -> None:
+        # copy_from: the batch size from which PostgreSQL posts by COPY rather than by one statement per chunk,
+        # drawn so that both paths meet every situation (SQLite has one path).
         savepoint = db.begin_nested()
+        patch = mock.patch.object(ledger, "_COPY_FROM", copy_from)
+        patch.start()
         try:
             expected: dict[str, int] = defaultdict(int)
             posted: set[str] = set()
@@ -71,4 +84,5 @@ class TestPostProperties:
                 assert ledger.post(db, items, chunk=chunk).posted == 0
             assert ledger.balances(db, brand_id=BRAND) == balances
         finally:
+            patch.stop()
             savepoint.rollback()

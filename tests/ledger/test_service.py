@@ -64,6 +64,10 @@ def statements(db: Session) -> Iterator[list[str]]:
             seen.append(str(statement))
             return self._cursor.execute(statement, *args, **kwargs)
 
+        def copy(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            seen.append(str(statement))
+            return self._cursor.copy(statement, *args, **kwargs)
+
         def __getattr__(self, name: str) -> Any:
             return getattr(self._cursor, name)
 
@@ -80,6 +84,10 @@ def statements(db: Session) -> Iterator[list[str]]:
 
         def cursor(self, *args: Any, **kwargs: Any) -> CountingCursor:
             return CountingCursor(self._raw.cursor(*args, **kwargs))
+
+        def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            seen.append(str(statement))
+            return self._raw.execute(statement, *args, **kwargs)
 
         def __getattr__(self, name: str) -> Any:
             return getattr(self._raw, name)
@@ -183,6 +191,107 @@ class TestPost:
             acct(1, ledger.PENDING, "JPY").code: 15,
         }
         assert ledger.imbalances(db) == []
+
+
+def postgresql(db: Session) -> bool:
+    return db.get_bind().dialect.name == "postgresql"
+
+
+@pytest.fixture(params=["copy", "statement"])
+def path(request: pytest.FixtureRequest, db: Session) -> Iterator[str]:
+    """Run a test through PostgreSQL's COPY path and through its one-statement path (SQLite has one path)."""
+    if request.param == "copy" and not postgresql(db):
+        pytest.skip("COPY is the PostgreSQL path")
+    with mock.patch.object(ledger, "_COPY_FROM", 1 if request.param == "copy" else 10**9):
+        yield request.param
+
+
+class TestPostPaths:
+    def test_every_field_is_stored_as_given_and_ids_follow_the_callers_order(self, db: Session, path: str) -> None:
+        tokyo = dt.timezone(dt.timedelta(hours=9))
+        memo = "é" * 150 + "日本" * 80  # 310 characters, more bytes than characters
+        transfers = [
+            ledger.Transfer(
+                'k:"quoted", {braced} \\ back',
+                "commission.accrued",
+                EXPENSE,
+                acct(1, ledger.PENDING),
+                1,
+                commission_line_id=41,
+                memo=memo,
+                effective_at=dt.datetime(2026, 11, 2, 9, 30, tzinfo=tokyo),
+            ),
+            ledger.Transfer("k:ключ", "payout.paid", acct(2, ledger.AVAILABLE), acct(2, ledger.PAID), 2**62),
+            ledger.Transfer(
+                "k:yen",
+                "commission.reversed",
+                acct(3, ledger.PENDING, "JPY"),
+                acct(BRAND, ledger.EXPENSE, "JPY", owner_type="brand"),
+                700,
+                commission_line_id=0,
+                memo="",
+                effective_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC) - dt.timedelta(microseconds=1),
+            ),
+        ]
+        result = ledger.post(db, transfers)
+        assert (result.posted, result.skipped, result.keys) == (3, 0, [t.key for t in transfers])
+        entries = db.scalars(select(LedgerEntry).order_by(LedgerEntry.id)).all()
+        assert [e.key for e in entries] == [t.key for t in transfers]
+        assert [(e.kind, e.brand_id, e.commission_line_id) for e in entries] == [
+            ("commission.accrued", BRAND, 41),
+            ("payout.paid", BRAND, None),
+            ("commission.reversed", BRAND, 0),
+        ]
+        assert [e.memo for e in entries] == [memo[:300], "", ""]
+        assert entries[0].effective_at == dt.datetime(2026, 11, 2, 0, 30, tzinfo=dt.UTC)
+        assert entries[1].effective_at == entries[1].created_at  # no effective time: when it was posted
+        assert entries[2].effective_at == dt.datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC)
+        assert entries[0].created_at == entries[2].created_at
+        postings = db.execute(
+            select(LedgerPosting.entry_id, LedgerAccount.code, LedgerPosting.amount, LedgerPosting.currency)
+            .join(LedgerAccount, LedgerAccount.id == LedgerPosting.account_id)
+            .order_by(LedgerPosting.id)
+        ).all()
+        assert [tuple(p) for p in postings] == [
+            (entries[0].id, EXPENSE.code, -1, "USD"),
+            (entries[0].id, acct(1, ledger.PENDING).code, 1, "USD"),
+            (entries[1].id, acct(2, ledger.AVAILABLE).code, -(2**62), "USD"),
+            (entries[1].id, acct(2, ledger.PAID).code, 2**62, "USD"),
+            (entries[2].id, acct(3, ledger.PENDING, "JPY").code, -700, "JPY"),
+            (entries[2].id, acct(BRAND, ledger.EXPENSE, "JPY", owner_type="brand").code, 700, "JPY"),
+        ]
+        assert ledger.integrity(db).ok
+
+    def test_a_batch_of_old_and_new_keys_posts_only_the_new_ones(self, db: Session, path: str) -> None:
+        ledger.post(db, [accrue(f"m:{i}", i % 4, 10 + i) for i in range(0, 300, 2)])
+        before = ledger.balances(db, brand_id=BRAND)
+        result = ledger.post(db, [accrue(f"m:{i}", i % 4, 10**6) for i in range(300)], chunk=7)
+        assert (result.posted, result.skipped) == (150, 150)
+        assert result.keys == [f"m:{i}" for i in range(1, 300, 2)]
+        after = ledger.balances(db, brand_id=BRAND)
+        assert after[EXPENSE.code] == before[EXPENSE.code] - 150 * 10**6
+        assert counts(db)[1:] == (300, 600)
+        assert ledger.integrity(db).ok
+
+    def test_a_key_committed_elsewhere_after_the_check_is_skipped_not_doubled(self, db: Session) -> None:
+        if not postgresql(db):
+            pytest.skip("the check before COPY is the PostgreSQL path")
+        ledger.post(db, [accrue(f"r:{i}", 1, 100) for i in range(5)])
+        # The check sees none of the keys, as if another transaction had committed r:2 just after it.
+        blind = "SELECT key FROM ledger_entries WHERE false AND key = ANY(%(keys)b::text[])"
+        with (
+            mock.patch.object(ledger, "_COPY_FROM", 1),
+            mock.patch.object(ledger, "_EXISTING_KEYS", blind),
+            mock.patch.object(ledger, "_post_statement", wraps=ledger._post_statement) as fallback,
+        ):
+            result = ledger.post(db, [accrue("r:2", 2, 999), accrue("r:5", 3, 50), accrue("r:6", 3, 50)])
+        assert fallback.call_count == 1
+        assert (result.posted, result.skipped, result.keys) == (2, 1, ["r:5", "r:6"])
+        assert counts(db) == (4, 7, 14)  # the expense account and creators 1 to 3; the failed COPY left no row
+        assert ledger.balance(db, acct(1, ledger.PENDING)) == 500
+        assert ledger.balance(db, acct(2, ledger.PENDING)) == 0
+        assert ledger.balance(db, acct(3, ledger.PENDING)) == 100
+        assert ledger.integrity(db).ok
 
 
 class TestBalance:
