@@ -1,7 +1,7 @@
 """Order processing benchmark: stored inbox events (orders and refunds) applied by the drainer's batches against
 the per-event `service.process` path, on SQLite and PostgreSQL, in the same run.
 
-    uv run python bench/processing/run.py [--orders 3000] [--batch 500] [--databases sqlite,postgresql]
+    uv run python bench/processing/run.py [--orders 3000] [--batch 200] [--databases sqlite,postgresql]
                                           [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
                                           [--profile PATH] [--no-results]
 
@@ -327,7 +327,7 @@ def run_database(server: str | None, work: Path, args: argparse.Namespace) -> tu
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=3000, help="orders a set (default 3,000)")
-    parser.add_argument("--batch", type=int, default=500, help="events a transaction (the drainer's batch_size)")
+    parser.add_argument("--batch", type=int, default=200, help="events a transaction (the drainer's batch_size, 200)")
     parser.add_argument("--databases", default="sqlite,postgresql", help="sqlite, postgresql or both")
     parser.add_argument("--database-url", default=benchkit.DEFAULT_PG, help="PostgreSQL server")
     parser.add_argument("--profile", help="write the drainer phase's cProfile stats to PATH.<database>")
