@@ -170,10 +170,9 @@ def run_import(data: bytes, accept: benchkit.Meter, process: benchkit.Meter):  #
     with accept, unit_of_work() as session:
         brand = repository.by_slug(session, BRAND_SLUG)
         report, accepted = csv_import.accept_orders(session, actor, brand=brand, data=data, filename="bench-orders.csv")
-    with process, unit_of_work() as session:
-        brand = repository.by_slug(session, BRAND_SLUG)
-        csv_import.process_accepted(session, report, accepted)
         csv_import.record_import(session, actor, brand=brand, report=report, filename="bench-orders.csv")
+    with process, unit_of_work() as session:
+        csv_import.process_accepted(session, report, accepted)
     return report
 
 

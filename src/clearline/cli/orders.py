@@ -42,15 +42,21 @@ def import_orders(
     from clearline.ingest import csv_import
 
     data = read_file(file)
+    # Store first, process after: the checked orders are committed to the inbox before any is processed, so
+    # a failure while processing leaves them stored for `clearline events replay`.
     with command_unit() as session, Progress(console=console, transient=True) as progress:
-        progress.add_task(f"importing {file.name}", total=None)
+        progress.add_task(f"checking and storing {file.name}", total=None)
         actor = resolve_actor(session, as_)
         brand_row = repository.get(session, actor, brand_id_for(session, brand))
         try:
-            report = csv_import.import_orders(session, actor, brand=brand_row, data=data, quarantine=quarantine,
-                                              filename=file.name)
+            report, accepted = csv_import.accept_orders(session, actor, brand=brand_row, data=data,
+                                                        quarantine=quarantine, filename=file.name)
         except ValidationFailedError as exc:
             _refuse_file(exc)
+        csv_import.record_import(session, actor, brand=brand_row, report=report, filename=file.name)
+    with command_unit() as session, Progress(console=console, transient=True) as progress:
+        progress.add_task(f"processing {len(accepted.waiting)} order(s)", total=None)
+        csv_import.process_accepted(session, report, accepted)
     console.print(f"orders: {report.orders} imported, {report.duplicates} already known, "
                   f"{report.failed_processing} waiting for replay")
     if report.rejected:

@@ -104,6 +104,12 @@ def read_frame(data: bytes | str) -> pl.DataFrame:
     header = [h.strip() for h in header_line.split(",")] if header_line else []
     _require(header)
     at = _positions(header)
+    strip = _stripper(text)
+    # A control character in any row sends that row to the reference; most files have none (\r\n aside).
+    source = pl.Series([text])
+    control = pl.lit(False)
+    if source.str.contains(r"[\x00-\x09\x0b\x0c\x0e-\x1f]").item():
+        control = pl.col("raw").str.contains(_CONTROL)
     frame = (
         pl.DataFrame({"raw": lines})
         .with_row_index("line", offset=1)
@@ -112,11 +118,10 @@ def read_frame(data: bytes | str) -> pl.DataFrame:
         .with_columns(pl.col("raw").str.split(",").alias("fields"))
     )
     columns = [
-        _strip(
+        strip(
             pl.col("fields").list.get(at[name], null_on_oob=True).fill_null("")
             if name in at
-            else pl.lit("", dtype=pl.String),
-            text,
+            else pl.lit("", dtype=pl.String)
         ).alias(name)
         for name in COLUMNS
     ]
@@ -124,18 +129,18 @@ def read_frame(data: bytes | str) -> pl.DataFrame:
         pl.col("line").cast(pl.Int64),
         *columns,
         (pl.col("fields").list.len() > len(header)).alias("extra"),
-        pl.col("raw").str.contains(_CONTROL).alias("control"),
+        control.alias("control"),
     )
 
 
-def _strip(value: pl.Expr, text: str) -> pl.Expr:
+def _stripper(text: str) -> Callable[[pl.Expr], pl.Expr]:
     """Python's str.strip(), column-wise. Rust's trim (Polars' default) strips the same characters except
     \\x1c-\\x1f, which Python counts as whitespace too; a file with no whitespace at all has nothing to strip."""
     if text.isascii() and not any(c in text for c in " \t\x0b\x0c\x1c\x1d\x1e\x1f"):
-        return value
+        return lambda value: value
     if any(c in text for c in "\x1c\x1d\x1e\x1f"):
-        return value.str.strip_chars(PY_WHITESPACE)
-    return value.str.strip_chars()
+        return lambda value: value.str.strip_chars(PY_WHITESPACE)
+    return lambda value: value.str.strip_chars()
 
 
 def _read_with_csv_module(text: str) -> pl.DataFrame:
@@ -199,8 +204,9 @@ def _plain_time() -> pl.Expr:
 
 
 def plain_orders(rows: pl.DataFrame, *, escape: bool = True) -> pl.DataFrame:
-    """The orders entirely in the plain subset, one row each in the order of their first line: order_id and
-    its inbox body. ``rows``: `read_frame`'s rows without the extra ones and those without an order id."""
+    """Every order, one row each in the order of their first line: order_id, its inbox body, first line, and
+    ``plain``: whether the order is entirely in the plain subset (the body is null otherwise). ``rows``:
+    `read_frame`'s rows without the extra ones and those without an order id."""
     text = _json_text if escape else _json_bare
     discount = pl.when(pl.col("discount") == "").then(pl.lit("0")).otherwise(pl.col("discount"))
     quantity = pl.col("quantity").cast(pl.Int64, strict=False)
@@ -252,7 +258,7 @@ def plain_orders(rows: pl.DataFrame, *, escape: bool = True) -> pl.DataFrame:
         .str.to_uppercase()
         .replace_strict(codes, [money.MINOR_UNITS[c] for c in codes], default=None, return_dtype=pl.Int64)
     )
-    orders = orders.filter(
+    orders = orders.with_columns(
         (
             pl.col("plain")
             & (pl.col("n") <= 5000)
@@ -266,9 +272,11 @@ def plain_orders(rows: pl.DataFrame, *, escape: bool = True) -> pl.DataFrame:
             & (pl.col("customer_id").str.len_chars() <= 128)
             & pl.col("new_customer").str.contains(r"^[A-Za-z01]*$")
             & pl.col("new_customer").str.to_lowercase().is_in(list(_FLAGS))
-        ).fill_null(False)
+        )
+        .fill_null(False)
+        .alias("plain")
     )
-    flag = pl.col("new_customer").str.to_lowercase().replace_strict(list(_FLAGS), list(_FLAGS.values()))
+    flag = pl.col("new_customer").str.to_lowercase().replace_strict(list(_FLAGS), list(_FLAGS.values()), default="")
     body = pl.concat_str(
         [
             pl.lit('{"click_id":'),
@@ -290,13 +298,13 @@ def plain_orders(rows: pl.DataFrame, *, escape: bool = True) -> pl.DataFrame:
             pl.lit("}"),
         ]
     )
-    return orders.select("order_id", body.alias("body"), pl.col("first_line"))
+    body = pl.when(pl.col("plain")).then(body)
+    return orders.select("order_id", body.alias("body"), "first_line", "plain")
 
 
-def needs_escaping(rows: pl.DataFrame) -> bool:
-    """Whether any value has a backslash or a double quote, which a JSON string escapes."""
-    found = rows.select(pl.any_horizontal(pl.col(c).str.contains(r'[\\"]') for c in COLUMNS).any()).item()
-    return bool(found)
+def needs_escaping(data: bytes | str) -> bool:
+    """Whether any value might have a backslash or a double quote, which a JSON string escapes."""
+    return ("\\" in data or '"' in data) if isinstance(data, str) else (b"\\" in data or b'"' in data)
 
 
 def _or_null(column: str, text: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:

@@ -228,10 +228,11 @@ def check_file(data: bytes | str) -> CheckedFile:
     errors = [csvio.RowError(line, "row", "more fields than the header") for line in extra["line"]]
     errors += [csvio.RowError(line, "order_id", "required") for line in unnamed["line"]]
     usable = frame.filter(~pl.col("extra") & (pl.col("order_id") != ""))
-    plain = csv_check.plain_orders(usable, escape=csv_check.needs_escaping(usable))
-    rest = usable.join(plain.select("order_id"), on="order_id", how="anti")
+    every = csv_check.plain_orders(usable, escape=csv_check.needs_escaping(data))
+    plain = every.filter(pl.col("plain")).drop("plain")
     parsed: dict[str, schemas.OrderIn] = {}
-    if rest.height:
+    if plain.height < every.height:
+        rest = usable.filter(pl.col("order_id").is_in(every.filter(~pl.col("plain"))["order_id"].implode()))
         grouped: dict[str, Rows] = {}
         for row in rest.select("line", *COLUMNS).iter_rows(named=True):
             grouped.setdefault(row["order_id"], []).append((row["line"], row))
