@@ -215,17 +215,22 @@ class TestRefusals:
         }
         assert _inbox(brand.url) == []
 
-    def test_a_secret_rotated_after_the_keys_were_loaded_works_at_once(self, intake, brand):
+    def test_a_secret_rotated_after_the_keys_were_loaded_works_at_once(self, intake, brand, monkeypatch):
         intake.keys.stop()  # no poll in between: the postback itself must find the new secret
+        intake.keys.load()  # loaded just before the rotation: the postback waits for the next load allowed
         with session_on(brand.url) as session:
             new, _ = signatures.rotate(session, factories.SYSTEM, brand_id=brand.brand_id, kind="postback")
             session.commit()
-        intake.keys.loaded_at = float("-inf")  # as if the last poll were long ago: no waiting in the test
+        loads = []
+        real = fastpath.read_keys
+        monkeypatch.setattr(fastpath, "read_keys", lambda conn: loads.append(time.monotonic()) or real(conn))
+        started = time.monotonic()
 
         old = asyncio.run(_post(intake, brand, order_body("F-1"), secret=POSTBACK_SECRET))
         rotated = asyncio.run(_post(intake, brand, order_body("F-2"), secret=new, msg_id="msg_2"))
 
         assert (old[0], rotated[0]) == (200, 200)
+        assert len(loads) == 1 and loads[0] - started < intake.keys.min_refresh + 0.5
 
     def test_a_burst_of_unknown_keys_reloads_the_keys_once_not_once_per_request(self, intake, brand, monkeypatch):
         loads = []

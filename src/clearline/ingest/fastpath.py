@@ -78,9 +78,11 @@ def read_keys(conn: Connection) -> dict[str, BrandKey]:
 
 class BrandKeys:
     """slug -> BrandKey for every brand, reloaded every ``poll_interval`` seconds and, at most every
-    ``min_refresh`` seconds, when a postback names an unknown brand or matches no cached secret (so a
-    rotated secret works at once; an expired one is refused by its expiry time, a revoked one — a rotation
-    with no grace — within a poll interval)."""
+    ``min_refresh`` seconds, when a postback names an unknown brand or matches no cached secret: such a
+    postback waits for that reload and is checked again, so a rotated secret works at once (its first postbacks
+    wait up to ``min_refresh``), and a burst of forged ones costs one load per ``min_refresh``, not one each.
+    An expired secret is refused by its expiry time, a revoked one (a rotation with no grace) within a poll
+    interval."""
 
     def __init__(self, engine: Engine, *, poll_interval: float = 1.0, min_refresh: float = 0.5) -> None:
         self.engine = engine
@@ -103,8 +105,13 @@ class BrandKeys:
                 self.keys = read_keys(conn)
                 self.loaded_at = started
 
-    def may_refresh(self) -> bool:
-        return time.monotonic() - self.loaded_at >= self.min_refresh
+    async def reload_for(self, asked: float) -> None:
+        """Reload (off the event loop) for a request made at ``asked`` that matched no key in memory: after the
+        next ``min_refresh`` boundary, and not at all if a load that started after ``asked`` has run by then."""
+        wait = self.loaded_at + self.min_refresh - time.monotonic()
+        if wait > 0:
+            await anyio.sleep(wait)
+        await anyio.to_thread.run_sync(self.load, asked)
 
     def start(self) -> None:
         if self._poller is None:
@@ -271,8 +278,6 @@ class PostbackIntake:
             try:
                 verify(key, body, headers)
             except ClearlineError:
-                if not self.keys.may_refresh():
-                    raise
                 self.in_flight -= 1  # handle() counts it again
 
                 async def reload_and_handle() -> None:
@@ -306,10 +311,8 @@ class PostbackIntake:
         try:
             verify(key, body, headers)
         except ClearlineError:
-            if not self.keys.may_refresh():
-                raise
-            # A brand or secret newer than the last poll: reload (off the event loop) and check once more.
-            await anyio.to_thread.run_sync(self.keys.load, time.monotonic())
+            # Perhaps a brand or secret newer than the keys in memory: reload and check once more.
+            await self.keys.reload_for(time.monotonic())
             key = self.keys.keys.get(slug)
             verify(key, body, headers)
         assert key is not None
