@@ -12,13 +12,13 @@ The rules are those of `attribution.service`, written as joins instead of per-or
    falls between the campaign's start and its end plus the window.
 The winner is the first rule that matched; `has_conflict` says another rule named a different creator.
 
-How it stays fast (10 million orders against 20 million clicks): the clicks carry the signature the redirect
-computed when it issued the id (`clicks.signature`), so a signed id verifies by equality with what the server
-issued — no HMAC is recomputed per order, and a forged or altered id (wrong signature, or a real signature under
-another id) matches no click. Orders without a signed id (most of them) are attributed in one streaming pass
-whose joins all have small build sides (coupons, creators, campaigns, links, contract spans); orders with one
-take a single pass of the clicks against a hash table of those orders, then the same small joins. No join is
-keyed by order id over the whole order set, and no Python runs per row.
+How it stays fast: the clicks carry the signature the redirect computed when it issued the id
+(`clicks.signature`), so a signed id verifies by equality with what the server issued — no HMAC is recomputed per
+order, and a forged or altered id (a wrong signature, or a real one under another id) verifies against no click.
+What an order carries decides which joins it takes: orders with nothing are 'none' without a lookup; orders with
+a code or a UTM touch take one streaming pass whose joins all have small build sides (coupons, creators,
+campaigns, links, contract spans); orders with a signed id take one pass of the clicks against a hash table of
+those orders. No join is keyed by order id over the whole order set, and no Python runs per row.
 
 Input tables (create them with `create_tables`, fill them with `load` or any bulk loader); timestamps are naive
 UTC `TIMESTAMP`s:
@@ -36,9 +36,9 @@ purpose click-id) — the part after the last dot of the signed id the redirect 
 (brand_id, slug), as the application's unique constraints keep them.
 
 `attribute` writes `batch_attributions(order_id, via, creator_id, campaign_id, link_id, contract_id, click_id,
-coupon_code, has_conflict)`, one row per order; `reasons` words them for people. It reads, never writes, the
-application database: turning a batch result into current attributions stays the audited re-attribution of
-`attribution.reattribution`.
+coupon_code, has_conflict)`, one row per order (the reason in words stays the per-order service's). It reads,
+never writes, the application database: turning a batch result into current attributions stays the audited
+re-attribution of `attribution.reattribution`.
 """
 
 from __future__ import annotations
@@ -191,9 +191,6 @@ _QUERY = (
     "THEN substr(split_part(landing_url, '#', 1), strpos(split_part(landing_url, '#', 1), '?') + 1) ELSE '' END"
 )
 
-# Orders that carry something that may be a signed click id; the rest never need the clicks.
-_HAS_SIGNED = "(coalesce(click_id, '') <> '' OR contains(coalesce(landing_url, ''), 'clid='))"
-
 
 def _contract(alias: str, creator: str, at: str, brand: str) -> str:
     """SQL: LEFT JOIN of the contract span governing `creator` with the brand `brand` at `at`."""
@@ -289,35 +286,88 @@ CREATE OR REPLACE TABLE batch_attributions (order_id BIGINT, via VARCHAR, creato
 """
 
 
+# What an order carries decides which rules can apply, so each kind of order takes only the joins it needs.
+_HAS_SIGNED = "(coalesce(click_id, '') <> '' OR contains(coalesce(landing_url, ''), 'clid='))"
+_HAS_CODE_OR_UTM = (
+    "(coalesce(len(coupon_codes), 0) > 0 OR (contains(coalesce(landing_url, ''), 'utm_content=')"
+    " AND contains(coalesce(landing_url, ''), 'utm_campaign=')))"
+)
+_NO_CODE_OR_UTM = """false AS c_hit, NULL::BIGINT AS c_creator, NULL::BIGINT AS c_campaign, NULL::VARCHAR AS c_code,
+    false AS c_conflict, NULL::BIGINT AS c_contract, false AS u_hit, NULL::BIGINT AS u_creator,
+    NULL::BIGINT AS u_campaign, NULL::BIGINT AS u_link, NULL::BIGINT AS u_contract"""
+_NO_CLICK = """false AS k_hit, NULL::BIGINT AS k_creator, NULL::BIGINT AS k_campaign, NULL::BIGINT AS k_link,
+    NULL::BIGINT AS k_contract, NULL::VARCHAR AS raw"""
+
+
+def _bare_orders() -> str:
+    """Orders with no code, no UTM touch and no signed id: nothing to look up."""
+    return f"""
+    INSERT INTO batch_attributions
+    SELECT id, 'none', NULL, NULL, NULL, NULL, '', '', false FROM orders
+    WHERE NOT {_HAS_SIGNED} AND NOT {_HAS_CODE_OR_UTM}
+    """  # noqa: S608 - composed from constants, no input
+
+
 def _unsigned_orders() -> str:
-    """Orders without a signed click id: rules 1 and 3 only, in one streaming pass."""
+    """Orders with a code or a UTM touch but no signed id: rules 1 and 3 only, in one streaming pass."""
     return f"""
     INSERT INTO batch_attributions
     WITH decided AS (
-        SELECT *, false AS k_hit, NULL::BIGINT AS k_creator, NULL::BIGINT AS k_campaign, NULL::BIGINT AS k_link,
-               NULL::BIGINT AS k_contract, NULL::VARCHAR AS raw
-        FROM ({_rules_1_and_3("NOT " + _HAS_SIGNED, signed=False)})
+        SELECT *, {_NO_CLICK}
+        FROM ({_rules_1_and_3(f"NOT {_HAS_SIGNED} AND {_HAS_CODE_OR_UTM}", signed=False)})
     )
     {_WINNER}
     """  # noqa: S608 - composed from constants, no input
 
 
-def _signed_orders() -> str:
-    """Orders with a signed click id: rules 1 and 3, then one pass of the clicks against a hash table of these
-    orders for rule 2: the earliest human click on a live link under exactly the id and signature issued."""
+def _signed_only() -> str:
+    """SQL: orders with a signed id and nothing else (the common case), as `_rules_1_and_3` gives them."""
+    cut = SIGNATURE_CHARS + 1
+    return f"""
+    WITH parsed AS (
+        SELECT id AS order_id, brand_id, ordered_at, click_id,
+               CASE WHEN coalesce(click_id, '') = '' THEN {_QUERY} END AS query
+        FROM orders WHERE {_HAS_SIGNED} AND NOT {_HAS_CODE_OR_UTM}
+    ), carried AS (
+        SELECT order_id, brand_id, ordered_at,
+               CASE WHEN query IS NULL THEN click_id ELSE {_decoded(_param("query", "clid"))} END AS signed
+        FROM parsed
+    )
+    SELECT order_id, brand_id, ordered_at,
+           CASE WHEN length(signed) > {cut} AND signed[-{cut}] = '.'
+                     AND NOT contains(right(signed, {SIGNATURE_CHARS}), '.')
+                THEN left(signed, length(signed) - {cut}) END AS raw,
+           right(signed, {SIGNATURE_CHARS}) AS sig
+    FROM carried
+    """  # noqa: S608 - composed from constants, no input
+
+
+def _signed_orders(*, with_code_or_utm: bool) -> str:
+    """Orders with a signed click id: rules 1 and 3 where the order has a code or a UTM touch, then one pass of the
+    clicks against a hash table of these orders for rule 2. The id verifies when a live human click under it carries
+    exactly the order's signature (the pair was issued); the touch is the earliest such click under the id, as the
+    per-order rule takes it once the HMAC verified."""
+    if with_code_or_utm:
+        evaluated = _rules_1_and_3(f"{_HAS_SIGNED} AND {_HAS_CODE_OR_UTM}", signed=True)
+        others = ""
+    else:
+        evaluated = _signed_only()
+        others = ", " + _NO_CODE_OR_UTM
     return f"""
     INSERT INTO batch_attributions
-    WITH evaluated AS ({_rules_1_and_3(_HAS_SIGNED, signed=True)}),
+    WITH evaluated AS ({evaluated}),
     clicked AS (
-        SELECT e.* EXCLUDE (sig), arg_min(c.link_id, c.clicked_at) AS first_link, min(c.clicked_at) AS clicked_at
+        SELECT e.* EXCLUDE (sig), arg_min(c.link_id, c.clicked_at) AS first_link, min(c.clicked_at) AS clicked_at,
+               coalesce(bool_or(c.signature = e.sig), false) AS issued
         FROM clicks c
-        RIGHT JOIN evaluated e ON c.click_id = e.raw AND c.signature = e.sig AND c.outcome = 'live' AND NOT c.is_bot
+        RIGHT JOIN evaluated e ON c.click_id = e.raw AND c.outcome = 'live' AND NOT c.is_bot
         GROUP BY ALL
     ), decided AS (
         SELECT k.*, l.creator_id AS k_creator, l.campaign_id AS k_campaign, l.id AS k_link,
                kc.contract_id AS k_contract,
-               coalesce(l.id IS NOT NULL AND epoch_us(k.ordered_at) - epoch_us(k.clicked_at)
+               coalesce(k.issued AND l.id IS NOT NULL AND epoch_us(k.ordered_at) - epoch_us(k.clicked_at)
                    BETWEEN 0 AND coalesce(kc.window_days, {{default_window}}) * 86400000000, false) AS k_hit
+               {others}
         FROM clicked k
         LEFT JOIN links l ON l.id = k.first_link AND l.brand_id = k.brand_id
         {_contract("kc", "l.creator_id", "k.ordered_at", "k.brand_id")}
@@ -335,8 +385,10 @@ def _steps(default_window: int) -> list[str]:
         _COUPONS,
         _COUPON_MULTI,
         _RESULT,
+        _bare_orders(),
         _unsigned_orders(),
-        _signed_orders(),
+        _signed_orders(with_code_or_utm=False),
+        _signed_orders(with_code_or_utm=True),
     ]
     return [step.replace("{default_window}", str(int(default_window))) for step in steps]
 
