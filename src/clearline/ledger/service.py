@@ -2,9 +2,9 @@
 
 Accounts are named ``b<brand>:<owner_type>:<owner_id>:<kind>:<currency>``. Postings are signed minor
 units, credit positive; every entry sums to zero per currency. Entries are keyed by the business event
-(``commission.accrued:<line id>``), inserted with insert-or-ignore, so posting the same event twice
-changes nothing. Posting is set-based: a batch of transfers is a handful of statements, not one
-transaction per transfer.
+(``commission.accrued:<line id>``) under a unique index, so posting the same event twice changes nothing.
+Posting is set-based: a batch of transfers is a handful of statements, not one transaction per transfer; on
+PostgreSQL a large batch is checked against the posted keys and then written by binary COPY (see `_post_copy`).
 """
 
 from __future__ import annotations
@@ -325,7 +325,12 @@ class _TextArray(bytes):
 
     @classmethod
     def of(cls, elements: list[bytes]) -> _TextArray:
+        """From elements already encoded as a text field (length, then UTF-8)."""
         return cls(_ARRAY_START.pack(1, 0, _TEXT_OID, len(elements), 1) + b"".join(elements))
+
+    @classmethod
+    def of_strings(cls, values: list[str]) -> _TextArray:
+        return cls.of([_LENGTH.pack(len(data)) + data for data in [value.encode() for value in values]])
 
 
 def _copy(cursor: psycopg.Cursor[tuple[object, ...]], statement: str, chunks: Iterator[bytes]) -> None:
@@ -352,7 +357,8 @@ def _post_copy(
         connection.cursor() as existing,
         connection.cursor() as reserve,
     ):
-        found.execute(_ACCOUNT_IDS_POSTGRESQL, {"codes": codes})
+        found.adapters.register_dumper(_TextArray, _binary_text_array())
+        found.execute(_ACCOUNT_IDS_POSTGRESQL, {"codes": _TextArray.of_strings(codes)})
         existing.adapters.register_dumper(_TextArray, _binary_text_array())
         existing.execute(_EXISTING_KEYS, {"keys": _TextArray.of(keys)})
         reserve.execute(_RESERVE_ENTRY_IDS, {"count": len(rows)}, binary=True)
