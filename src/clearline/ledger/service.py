@@ -195,17 +195,19 @@ def _account_ids(
         found = _lookup_accounts(session, codes)
     missing = [(code, account) for code, account in zip(codes, accounts, strict=True) if code not in found]
     if missing:
-        found.update(_create_accounts(session, missing))
+        found = {**found, **_create_accounts(session, missing)}
     return [found[code] for code in codes]
 
 
 # --- PostgreSQL, large batches: COPY --------------------------------------------------------------------------
-# One round trip looks up the accounts, finds which keys were posted already and reserves an entry id per
-# transfer from the entries' sequence (ascending, so ids follow the caller's order); then the new entries and
-# their postings go in by binary COPY, which the client encodes itself in one pass (no per-value adapter calls)
-# and the server inserts in multi-row batches: one WAL record per page instead of per row, no ON CONFLICT
-# speculation, no join. The unique key stays the guard: a key that another transaction commits between the
-# check and the COPY fails the COPY, a savepoint undoes it, and the ON CONFLICT statement posts the batch instead.
+# One round trip looks up the accounts and reserves an entry id per transfer from the entries' sequence
+# (ascending, so ids follow the caller's order); then the entries and their postings go in by binary COPY, which
+# the client encodes itself in one pass (no per-value adapter calls) and the server inserts in multi-row batches:
+# one WAL record per page instead of per row, no ON CONFLICT speculation, no join. The unique key is the guard:
+# a batch with a key posted before fails its COPY, a savepoint undoes it, and the keys posted before are looked
+# up and the others COPYed. Looking up first would cost every batch a probe per key (a tenth of the server's
+# work) for what is the exception; a replayed batch fails at its first row. If the retry fails too, another
+# transaction committed a key in between: the ON CONFLICT statement posts the batch instead.
 # ledger_postings has no foreign keys (their per-row checks were half the cost): an entry id comes from the
 # entry inserted here, an account id from the lookup in the same transaction; `integrity` verifies both.
 _EXISTING_KEYS = "SELECT key FROM ledger_entries WHERE key = ANY(%(keys)b::text[])"
@@ -351,43 +353,48 @@ def _post_copy(
     codes = [_code(account) for account in accounts]
     # Each key encoded once, as COPY and a binary array both want it: length, then UTF-8.
     keys = [_LENGTH.pack(len(key)) + key for key in [transfer.key.encode() for transfer, _, _ in rows]]
-    with (
-        connection.pipeline(),
-        connection.cursor() as found,
-        connection.cursor() as existing,
-        connection.cursor() as reserve,
-    ):
+    with connection.pipeline(), connection.cursor() as found, connection.cursor() as reserve:
         found.adapters.register_dumper(_TextArray, _binary_text_array())
         found.execute(_ACCOUNT_IDS_POSTGRESQL, {"codes": _TextArray.of_strings(codes)})
-        existing.adapters.register_dumper(_TextArray, _binary_text_array())
-        existing.execute(_EXISTING_KEYS, {"keys": _TextArray.of(keys)})
         reserve.execute(_RESERVE_ENTRY_IDS, {"count": len(rows)}, binary=True)
         connection.execute(f"SAVEPOINT {_SAVEPOINT}")
         account_found = dict(cast("list[tuple[str, int]]", found.fetchall()))
-        posted = {cast(str, key) for (key,) in existing.fetchall()}
         ids = cast("tuple[list[int]]", reserve.fetchone())[0]
-    if posted:
-        new = [at for at, (transfer, _, _) in enumerate(rows) if transfer.key not in posted]
-        rows, keys = [rows[at] for at in new], [keys[at] for at in new]
-    ids = ids[: len(rows)]  # one reserved per transfer; the new ones take the first
-    try:
-        if rows:
-            account_ids = _account_ids(session, accounts, codes, account_found)
-            with connection.cursor() as cursor:
-                spans = [(start, start + chunk) for start in range(0, len(rows), chunk)]
-                entries = (_entry_rows(rows[a:b], keys[a:b], ids[a:b], now) for a, b in spans)
-                _copy(cursor, _COPY_ENTRIES, entries)
-                _copy(cursor, _COPY_POSTINGS, (_posting_rows(rows[a:b], ids[a:b], account_ids) for a, b in spans))
-    except errors.UniqueViolation:
-        # Another transaction committed one of these keys since the check: undo the COPY (and any account
-        # created after the savepoint) and let the ON CONFLICT statement decide key by key.
-        with connection.cursor() as cursor:
-            cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-            cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-        return _post_statement(session, rows, accounts, now, chunk)
-    with connection.cursor() as cursor:
-        cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-    return [transfer.key for transfer, _, _ in rows]
+    created = len(account_found) < len(codes)
+    account_ids = _account_ids(session, accounts, codes, account_found)
+    if created:
+        # Accounts were created after the savepoint; move it past them, or undoing a COPY would undo them too.
+        with connection.pipeline():
+            connection.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            connection.execute(f"SAVEPOINT {_SAVEPOINT}")
+    checked = False
+    while True:
+        try:
+            if rows:
+                with connection.cursor() as cursor:
+                    spans = [(start, start + chunk) for start in range(0, len(rows), chunk)]
+                    entries = (_entry_rows(rows[a:b], keys[a:b], ids[a:b], now) for a, b in spans)
+                    _copy(cursor, _COPY_ENTRIES, entries)
+                    postings = (_posting_rows(rows[a:b], ids[a:b], account_ids) for a, b in spans)
+                    _copy(cursor, _COPY_POSTINGS, postings)
+        except errors.UniqueViolation:
+            connection.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            if checked:
+                # Another transaction committed one of these keys since the check: the ON CONFLICT statement
+                # decides key by key.
+                connection.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+                return _post_statement(session, rows, accounts, now, chunk)
+            # Some keys were posted before: find them and COPY the others.
+            with connection.cursor() as existing:
+                existing.adapters.register_dumper(_TextArray, _binary_text_array())
+                existing.execute(_EXISTING_KEYS, {"keys": _TextArray.of(keys)})
+                posted = {cast(str, key) for (key,) in existing.fetchall()}
+            new = [at for at, (transfer, _, _) in enumerate(rows) if transfer.key not in posted]
+            rows, keys, ids = [rows[at] for at in new], [keys[at] for at in new], ids[: len(new)]
+            checked = True
+            continue
+        connection.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        return [transfer.key for transfer, _, _ in rows]
 
 
 # --- PostgreSQL, small batches (and the fallback of COPY): one statement per chunk -----------------------------
