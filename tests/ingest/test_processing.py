@@ -28,7 +28,9 @@ from clearline.models import (
     Order,
     OrderLine,
     Refund,
+    RosterEntry,
 )
+from tests import factories
 from tests.commission.program import Program, build
 
 TERMS: dict[str, dict[str, Any]] = {
@@ -83,6 +85,17 @@ class Scenario:
             self.clicks[handle] = [program.click(link, at=program.at(day)) for day in (2, 20, 40)]
         program.creator("ghost", contracted=False)  # UTM names a creator without a contract: no commission
         self.coupons["ghost"] = program.coupon("ghost")
+        # An agency's contract covers its roster: "roster" has none of its own, "unit" has (its own comes first).
+        program.creator("roster", contracted=False)
+        agency = factories.agency(program.db, program.brand.id)
+        for handle in ("roster", "unit"):
+            program.db.add(RosterEntry(agency_id=agency.id, creator_id=program.creators[handle].id))
+        contract = factories.contract(program.db, program.brand.id, agency_id=agency.id, terms=TERMS["margin"])
+        contract.starts_at, contract.status = program.start, "accepted"
+        self.coupons["roster"] = program.coupon("roster")
+        link = program.link("roster")
+        self.clicks["roster"] = [program.click(link, at=program.at(day)) for day in (2, 20, 40)]
+        program.db.flush()
         self.events: list[InboxEvent] = []
 
     def store(self, kind: str, external_id: str, body: dict[str, Any]) -> None:
@@ -120,7 +133,8 @@ class Scenario:
         if via in ("coupon", "both"):
             body["coupon_codes"] = [self.coupons[handle]]
         if via in ("click", "both"):
-            other = HANDLES[(HANDLES.index(handle) + 1) % len(HANDLES)] if via == "both" else handle
+            linked = [*HANDLES, "roster"]
+            other = linked[(linked.index(handle) + 1) % len(linked)] if via == "both" else handle
             body["click_id"] = self.clicks[other][spec["click"]]
         if via == "clid":
             body["landing_url"] = f"https://shop.example.com/p?clid={self.clicks[handle][spec['click']]}"
@@ -333,7 +347,7 @@ order_specs = st.fixed_dictionaries(
         "new_customer": st.sampled_from([True, False, None]),
         "via": st.tuples(
             st.sampled_from(["coupon", "click", "clid", "utm", "both", "forged", "none"]),
-            st.sampled_from([*HANDLES, "ghost"]),
+            st.sampled_from([*HANDLES, "ghost", "roster"]),
         ).map(lambda v: (v[0], "unit") if v[1] == "ghost" and v[0] not in ("coupon", "utm") else v),
         "click": st.integers(min_value=0, max_value=2),
         "lines": st.lists(
@@ -413,6 +427,8 @@ class TestProcessBatchMatchesOneByOne:
              "lines": [("SKU-C1", 1, False)]},
             {"day": 26, "hour": 3, "new_customer": True, "via": ("forged", "unit"), "click": 0,
              "lines": [("SKU-C1", 1, False)]},
+            {"day": 27, "hour": 4, "new_customer": True, "via": ("coupon", "roster"), "click": 0,
+             "lines": [("SKU-A2", 2, False)]},
         ]  # fmt: skip
         refunds = [
             {"order": 0, "line": 0, "cents": 2350, "after": 1, "kind": "return", "same_as": None},
@@ -421,7 +437,7 @@ class TestProcessBatchMatchesOneByOne:
             {"order": 0, "line": 1, "cents": 500, "after": 4, "kind": "return", "same_as": None},  # after a failure
             {"order": 1, "line": 1, "cents": 950, "after": 1, "kind": "return", "same_as": None},  # per-order CPA
             {"order": 2, "line": 0, "cents": 1000, "after": 30, "kind": "chargeback", "same_as": None},  # clawback
-            {"order": 8, "line": 0, "cents": 99, "after": 1, "kind": "return", "same_as": None},  # unknown order
+            {"order": 9, "line": 0, "cents": 99, "after": 1, "kind": "return", "same_as": None},  # unknown order
             {"order": 3, "line": 1, "cents": 1, "after": 1, "kind": "return", "same_as": 4},  # R-4 again
         ]
         for number, spec in enumerate(orders):
@@ -436,8 +452,10 @@ class TestProcessBatchMatchesOneByOne:
         vias = {row[0]: row[1] for row in reference["attributions"]}
         assert vias == {
             "O-0": "coupon", "O-1": "click", "O-2": "click", "O-3": "utm", "O-4": "utm", "O-5": "coupon",
-            "O-6": "utm", "O-7": "none",
+            "O-6": "utm", "O-7": "none", "O-8": "coupon",
         }  # fmt: skip
+        payees = {row[0]: row[5] for row in reference["commission_lines"]}
+        assert payees["O-8"] == "agency" and payees["O-0"] == "creator"
         kinds = {row[0] for row in reference["ledger"]}
         assert {"commission.accrued", "commission.reversed", "commission.cleared", "commission.clawed_back"} <= kinds
         capped = [row for row in reference["commission_lines"] if row[0] in ("O-3", "O-4")]

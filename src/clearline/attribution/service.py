@@ -83,6 +83,8 @@ class Lookups:
         self._creators: dict[str, Creator | None] = {}
         self._campaigns: dict[tuple[int, str], Campaign | None] = {}
         self._links: dict[tuple[int, int], Link | None] = {}
+        self._brand_contracts: dict[int, list[Contract]] = {}  # prefetched: accepted contracts per brand
+        self._agencies: dict[int, set[int]] = {}  # prefetched: a creator's agencies (of those contracts)
         self._signer = Signer(get_settings().secret_key, "click-id")
 
     def unsign(self, signed: str) -> str | None:
@@ -178,6 +180,47 @@ class Lookups:
             }
             for slug in missing_slugs:
                 self._campaigns[(brand_id, slug)] = found_campaigns.get(slug)
+        self._prefetch_contracts({order.brand_id for order in orders})
+        pairs = set()
+        for order in orders:
+            utm = _utm_names(order)
+            creator = self._creators.get(utm[0]) if utm else None
+            campaign = self._campaigns.get((order.brand_id, utm[1])) if utm else None
+            if creator is not None and campaign is not None and (campaign.id, creator.id) not in self._links:
+                pairs.add((campaign.id, creator.id))
+        if pairs:
+            campaign_ids = sorted({campaign_id for campaign_id, _ in pairs})
+            creator_ids = sorted({creator_id for _, creator_id in pairs})
+            for link in self.session.scalars(
+                select(Link)
+                .where(Link.campaign_id.in_(campaign_ids), Link.creator_id.in_(creator_ids))
+                .order_by(Link.id)
+            ):
+                self._links.setdefault((link.campaign_id, link.creator_id), link)  # the first by id, as .limit(1)
+            for pair in pairs:
+                self._links.setdefault(pair, None)
+
+    def _prefetch_contracts(self, brand_ids: set[int]) -> None:
+        """Every accepted contract of these brands and the rosters of their agencies, in two statements."""
+        wanted = sorted(b for b in brand_ids if b not in self._brand_contracts)
+        if not wanted:
+            return
+        for brand_id in wanted:
+            self._brand_contracts[brand_id] = []
+        agency_ids = set()
+        for contract in self.session.scalars(
+            select(Contract).where(Contract.brand_id.in_(wanted), Contract.status == "accepted")
+        ):
+            self._brand_contracts[contract.brand_id].append(contract)
+            if contract.agency_id is not None:
+                agency_ids.add(contract.agency_id)
+        for start in range(0, len(ordered := sorted(agency_ids)), 1000):
+            for creator_id, agency_id in self.session.execute(
+                select(RosterEntry.creator_id, RosterEntry.agency_id).where(
+                    RosterEntry.agency_id.in_(ordered[start : start + 1000])
+                )
+            ):
+                self._agencies.setdefault(creator_id, set()).add(agency_id)
 
     def click(self, raw: str) -> Click | None:
         if raw not in self._clicks:
@@ -190,6 +233,16 @@ class Lookups:
         """The creator's accepted contract with the brand at ``at``: its own, or its agency's (own first, then
         the newest), as `link.repository.accepted_contract_for` answers it."""
         key = (brand_id, creator_id)
+        if key not in self._contracts and brand_id in self._brand_contracts:
+            agencies = self._agencies.get(creator_id, set())
+            self._contracts[key] = sorted(
+                (
+                    c
+                    for c in self._brand_contracts[brand_id]
+                    if c.creator_id == creator_id or (c.agency_id is not None and c.agency_id in agencies)
+                ),
+                key=lambda c: (c.creator_id is None, -c.id),
+            )
         if key not in self._contracts:
             roster_agencies = select(RosterEntry.agency_id).where(RosterEntry.creator_id == creator_id)
             stmt = (

@@ -145,7 +145,10 @@ def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[
             raise NotImplementedError(f"{table.name}.{column.name}: a SQL default cannot be written as a value")
     if missing:
         rows = [{**row, **missing} for row in rows]
-    if session.get_bind().dialect.name != "postgresql":
+    dialect = session.get_bind().dialect
+    if dialect.name == "sqlite":
+        return _insert_sqlite(session, table, rows)
+    if dialect.name != "postgresql":
         statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list(session.scalars(statement, rows))
     from psycopg.types.json import Json
@@ -167,6 +170,38 @@ def _insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[
                 value = row[name]
                 values.append(Json(value) if json_value and value is not None else value)
             copy.write_row(values)
+    return ids
+
+
+SQLITE_PARAMETERS = 999  # host parameters a statement may have on the oldest SQLite still in use
+
+
+def _insert_sqlite(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Multi-row INSERT … RETURNING id through the driver's cursor, each value converted by its column type's
+    own bind processor (what SQLAlchemy would send, without its per-row statement machinery). SQLite numbers
+    the rows of one INSERT in the order of its VALUES, so the returned ids, sorted, follow the rows."""
+    dialect = session.get_bind().dialect
+    names = list(rows[0])
+    processors = [table.c[name].type._cached_bind_processor(dialect) for name in names]
+    columns = ", ".join(f'"{name}"' for name in names)
+    placeholder = "(" + ", ".join("?" * len(names)) + ")"
+    per_statement = max(1, SQLITE_PARAMETERS // len(names))
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    ids: list[int] = []
+    try:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            params = [
+                process(row[name]) if process is not None else row[name]
+                for row in chunk
+                for name, process in zip(names, processors, strict=True)
+            ]
+            # Table and column names come from the model, every value is a parameter.
+            values = ", ".join([placeholder] * len(chunk))
+            sql = f'INSERT INTO "{table.name}" ({columns}) VALUES {values} RETURNING id'  # noqa: S608
+            ids += sorted(ident for (ident,) in cursor.execute(sql, params).fetchall())
+    finally:
+        cursor.close()
     return ids
 
 
@@ -284,6 +319,11 @@ def _apply_orders(session: Session, items: list[tuple[InboxEvent, schemas.OrderI
     attribution_ids = _insert(session, Attribution.__table__, attribution_rows)  # type: ignore[arg-type]
 
     commission_lookups = commission_service.Lookups(session)
+    skus: dict[int, list[str]] = {}
+    for order, (_, data) in zip(orders, new, strict=True):
+        skus.setdefault(order.brand_id, []).extend(line.sku for line in data.lines)
+    for brand_id, names in skus.items():
+        commission_lookups.skus(brand_id, names)  # every SKU of the batch in one statement
     commission_rows: list[dict[str, Any]] = []
     owners: list[_Order] = []
     for (event, data), order, group, ident, row in zip(
@@ -353,18 +393,18 @@ def _apply_refunds(session: Session, items: list[tuple[InboxEvent, schemas.Refun
     order_ids = sorted(order.id for order in orders.values())
     lines: dict[int, list[OrderLine]] = {ident: [] for ident in order_ids}
     current: dict[int, int] = {}
+    attributions: list[Attribution] = []
     commission_lines: dict[int, list[CommissionLine]] = {ident: [] for ident in order_ids}
     for chunk in _chunks(order_ids):
         for line in session.scalars(
             select(OrderLine).where(OrderLine.order_id.in_(chunk)).order_by(OrderLine.order_id, OrderLine.line_no)
         ):
             lines[line.order_id].append(line)
-        for order_id, attribution_id in session.execute(
-            select(Attribution.order_id, Attribution.id).where(
-                Attribution.order_id.in_(chunk), Attribution.is_current.is_(True)
-            )
+        for attribution in session.scalars(
+            select(Attribution).where(Attribution.order_id.in_(chunk), Attribution.is_current.is_(True))
         ):
-            current[order_id] = attribution_id
+            current[attribution.order_id] = attribution.id
+            attributions.append(attribution)  # held: a per-order CPA's reversal reads it by id, from the session
         for c in session.scalars(
             select(CommissionLine).where(CommissionLine.order_id.in_(chunk)).order_by(CommissionLine.id)
         ):
