@@ -35,6 +35,7 @@ SECRET = "bench-attribution-secret"  # the click-id signing key of the synthetic
 
 # PRODUCT.md, "Speed it must reach" (attribution).
 MAX_RATIO = 5.0
+MEMORY_LIMIT = "6GB"
 
 GENERATE = """
 CREATE OR REPLACE TABLE campaigns AS
@@ -126,12 +127,14 @@ SELECT customer_id, count(*) AS orders, sum(amount) AS amount FROM orders GROUP 
 """
 
 
-def timed(action, repeat: int) -> list[float]:  # type: ignore[no-untyped-def]
+def timed(action, repeat: int, cpu: list[float]) -> list[float]:  # type: ignore[no-untyped-def]
+    """Wall seconds of each run; this process's CPU seconds of each run go to `cpu` (DuckDB's threads included)."""
     times = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         action()
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
     return times
 
 
@@ -156,6 +159,7 @@ def main() -> int:
         con = duckdb.connect()  # in memory, as a batch job would hold its working set; spills go to `work`
         try:
             con.execute(f"SET temp_directory = '{work / 'spill'}'")
+            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")  # the machine is shared: spill beyond this
             threads = con.execute("SELECT current_setting('threads')").fetchone()[0]  # type: ignore[index]
             print(f"generating {args.orders:,} orders and {args.clicks:,} clicks in DuckDB ...", flush=True)
             started = time.perf_counter()
@@ -170,10 +174,12 @@ def main() -> int:
             generated = time.perf_counter() - started
             counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("orders", "clicks")}  # type: ignore[index]
             print("baseline GROUP BY ...", flush=True)
-            baseline = timed(lambda: con.execute(BASELINE), args.repeat)
+            baseline_cpu: list[float] = []
+            attribution_cpu: list[float] = []
+            baseline = timed(lambda: con.execute(BASELINE), args.repeat, baseline_cpu)
             groups = con.execute("SELECT count(*) FROM _baseline").fetchone()[0]  # type: ignore[index]
             print("batch attribution ...", flush=True)
-            attribution = timed(lambda: batch.attribute(con, secret_key=SECRET), args.repeat)
+            attribution = timed(lambda: batch.attribute(con, secret_key=SECRET), args.repeat, attribution_cpu)
             rows, distinct = con.execute("SELECT count(*), count(DISTINCT order_id) FROM batch_attributions").fetchone()  # type: ignore[misc]
             by_via = dict(con.execute("SELECT via, count(*) FROM batch_attributions GROUP BY via").fetchall())
             conflicts = con.execute("SELECT count(*) FROM batch_attributions WHERE has_conflict").fetchone()[0]  # type: ignore[index]
@@ -184,6 +190,7 @@ def main() -> int:
             con.close()
 
     best_base, best_attr = min(baseline), min(attribution)
+    cpu_ratio = min(attribution_cpu) / min(baseline_cpu)
     ratio = best_attr / best_base
     ok = (
         rows == counts["orders"]
@@ -213,6 +220,11 @@ def main() -> int:
             f"attribution ≤ {MAX_RATIO:g}× the GROUP BY",
             f"{best_attr:.2f} s / {best_base:.2f} s = {ratio:.2f}×",
             benchkit.verdict(ratio <= MAX_RATIO),
+        ],
+        [
+            "(for reference, not the target) CPU time, best runs",
+            f"{min(attribution_cpu):.2f} s / {min(baseline_cpu):.2f} s = {cpu_ratio:.2f}×",
+            "-",
         ],
         [
             "one attribution per order; every rule occurs",
