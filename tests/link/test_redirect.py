@@ -358,14 +358,20 @@ class TestNoClickLost:
 
     def test_a_large_batch_is_stored_whole(self, ops_session, program):
         link = issue(ops_session, program)
-        writer = ClickWriter(program.engine)
+        ip_key = hmac.new(SECRET.encode(), b"ip-hash", hashlib.sha256).digest()
+        writer = ClickWriter(program.engine, ip_key=ip_key)
         now = time.time()
         for i in range(1000):  # several chunks, and more bound values than old SQLite allows in one statement
             at, click_id = now + i / 1000, f"0000000000{i:03d}"
-            writer.add((click_id, link.id, at, "ab" * 32, b"UA", b"", b"de", False, False, "live"))
+            writer.add((click_id, link.id, at, f"198.51.100.{i % 2}", b"UA", b"", b"de", i == 7, False, "live"))
         assert writer.flush() == 1000
         stored = clicks(program, link.id)
         assert len(stored) == 1000 and {c.country for c in stored} == {"DE"}
+        # The writer hashes each address (salted, as the hot path did before it left that to the writer) and
+        # flags a HEAD request as a bot.
+        hashes = {hmac.new(ip_key, f"198.51.100.{i}".encode(), hashlib.sha256).hexdigest() for i in (0, 1)}
+        assert {c.ip_hash for c in stored} == hashes
+        assert [c.click_id for c in stored if c.is_bot] == ["0000000000007"]
 
     def test_a_flush_waits_for_the_one_in_progress(self, ops_session, program):
         """Shutdown's flush must not find the buffer empty while the writer thread's flush can still fail

@@ -183,12 +183,9 @@ def _json_bare(value: pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.lit('"'), value, pl.lit('"')])
 
 
-def _milli(column: str) -> pl.Expr:
-    """A plain amount (``_AMOUNT``: at most 3 decimals) in thousandths, exactly."""
-    decimals = _decimals(column)
-    digits = pl.col(column).str.replace(".", "", literal=True).cast(pl.Int64, strict=False)
-    scale = pl.when(decimals == 0).then(1000).when(decimals == 1).then(100).when(decimals == 2).then(10).otherwise(1)
-    return digits * scale
+def _amount(column: str) -> pl.Expr:
+    """A plain amount (``_AMOUNT``: at most 9 digits and 3 decimals) as an exact decimal."""
+    return pl.col(column).cast(pl.Decimal(18, 3), strict=False)
 
 
 def _decimals(column: str) -> pl.Expr:
@@ -235,7 +232,7 @@ def plain_orders(rows: pl.DataFrame, *, escape: bool = True) -> pl.DataFrame:
         pl.concat_str([pl.col(name) for name in ORDER_FIELDS], separator="\x00").alias("order_fields"),
     )
     lines = lines.with_columns(
-        (pl.col("plain") & (quantity <= 100_000) & (_milli("discount") <= _milli("unit_price") * quantity))
+        (pl.col("plain") & (quantity <= 100_000) & (_amount("discount") <= _amount("unit_price") * quantity))
         .fill_null(False)
         .alias("plain"),
         pl.max_horizontal(_decimals("unit_price"), _decimals("discount")).alias("decimals"),

@@ -308,24 +308,26 @@ class RedirectProtocol(asyncio.Protocol):
         at = low.find(b"\r\nreferer:")
         referrer = block[at + 10 : block.index(b"\r\n", at + 10)].strip(b" \t") if at >= 0 else b""
         country = b""
-        if b"country:" in low:
+        # find, not `in`: bytes.__contains__ first tries its argument as an integer and builds a TypeError.
+        if low.find(b"country:") >= 0:
             for name in _COUNTRY:
-                if name in low:
+                if low.find(name) >= 0:
                     country = _value(block, low, name)
                     break
         ip = self.peer
-        if self.peer_is_proxy and b"\r\nx-forwarded-for:" in low:
+        if self.peer_is_proxy and low.find(b"\r\nx-forwarded-for:") >= 0:
             if low.count(b"\r\nx-forwarded-for:") > 1:
                 return None
             forwarded = _value(block, low, b"\r\nx-forwarded-for:").decode("latin-1")
             ip = self.trusted.get_trusted_client_address(forwarded)[0] or ip
-        if b"\r\nconnection:" in low:
+        if low.find(b"\r\nconnection:") >= 0:
             if low.count(b"\r\nconnection:") > 1:  # uvicorn reads every one of them
                 return None
-            if b"close" in _value(low, low, b"\r\nconnection:"):
+            if _value(low, low, b"\r\nconnection:").find(b"close") >= 0:
                 self.closing = True
         signed = redirector.click(entry, now, outcome, ip, agent, referrer, country, head)
-        self._server_prefix()
+        if self.server_state.default_headers is not self._defaults:
+            self._server_prefix()
         prefix = self._prefix + b"connection: close\r\n" if self.closing else self._prefix
         if signed is None:
             return prefix + entry.fallback_headers

@@ -16,10 +16,13 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
+import os
 import re
 import sqlite3
 import threading
 import time
+from base64 import b32encode
+from binascii import b2a_base64
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +32,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from clearline.kit.signing import Signer, time_ordered_id
+from clearline.kit.signing import CROCKFORD, SIGNATURE_CHARS, Signer
 from clearline.link.utm import with_params
 from clearline.models import Campaign, Click, Link, LinkChange
 
@@ -54,8 +57,9 @@ CLICK_COLUMNS = (
     "is_repeat",
     "outcome",
 )
-# A click row is a tuple in CLICK_COLUMNS order, `at` as epoch seconds and the header values as raw bytes:
-# turning them into column values is left to the writer thread, once per batch.
+# A click as the hot path records it, in CLICK_COLUMNS order: `at` as epoch seconds, the client's address where
+# its hash goes, the header values as raw bytes and whether it was a HEAD request where the bot flag goes.
+# Turning them into column values is left to the writer thread, once per batch.
 ClickRow = tuple[str, int, float, str, bytes, bytes, bytes, bool, bool, str]
 
 _SQLITE_INSERT = f"INSERT INTO {Click.__tablename__} ({', '.join(CLICK_COLUMNS)}) VALUES "  # noqa: S608 - fixed names
@@ -66,6 +70,8 @@ _PG_COPY = f"COPY {Click.__tablename__} ({', '.join(CLICK_COLUMNS)}) FROM STDIN"
 _COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _URL_SAFE = "/:?#[]@!$&'()*+,;=%~"
+_SIGNATURE_BYTES = SIGNATURE_CHARS * 3 // 4
+_URL_SAFE_B64 = bytes.maketrans(b"+/", b"-_")
 
 # What every redirect answer carries besides the Location; the fast protocol adds uvicorn's date/server lines.
 STATUS_302 = b"HTTP/1.1 302 Found\r\n"
@@ -214,52 +220,135 @@ class LinkMap:
             return len(ids)
 
 
-class _Columns:
-    """Click rows as column values. Made by the writer thread, once per click, so it is kept lean: each second's
-    timestamp prefix is formatted once, and each distinct header value decoded (and escaped for COPY) once,
-    as the same user agents and referrers come back click after click."""
+class _Mac:
+    """HMAC-SHA256 (RFC 2104) under one key with its padded-key states hashed once: a message then costs two
+    state copies (a one-shot `hmac.digest` sets up the key again, four to five times the work)."""
 
-    def __init__(self) -> None:
-        self._agents: dict[bytes, str] = {}
-        self._referrers: dict[bytes, str] = {}
-        self._countries: dict[bytes, str] = {}
+    __slots__ = ("inner", "outer")
+
+    def __init__(self, key: bytes) -> None:
+        block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+        self.inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self.outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self.inner.copy()
+        inner.update(message)
+        outer = self.outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+_B32_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", CROCKFORD.encode())
+
+
+def click_id_now() -> str:
+    """`time_ordered_id` as the hot path makes it: the same 13 Crockford characters (48 bits of milliseconds,
+    17 random bits), the random bits taken from a pool read from os.urandom 4 KiB at a time and the digits
+    written by base32 in C."""
+    global _random_pool, _random_at
+    if _random_at >= len(_random_pool):
+        _random_pool, _random_at = os.urandom(3 * 1365), 0
+    random = _random_pool[_random_at : _random_at + 3]
+    _random_at += 3
+    value = (int(time.time() * 1000) << 17) | int.from_bytes(random, "big") & 0x1FFFF
+    # 10 bytes are 16 base32 digits; the last 13 are the low 65 bits, all the id has.
+    return b32encode(value.to_bytes(10, "big"))[3:].translate(_B32_TO_CROCKFORD).decode()
+
+
+_random_pool, _random_at = b"", 0
+
+
+def _fresh_pool() -> None:
+    global _random_pool, _random_at
+    _random_pool, _random_at = b"", 0  # a forked worker must not deal out its parent's random bits again
+
+
+os.register_at_fork(after_in_child=_fresh_pool)
+
+
+class _Columns:
+    """Click rows as column values, made by the writer thread. Everything a click needs but its answer does not
+    is done here, in batches, rather than on the request path: the salted IP hash (an HMAC per distinct
+    address), the bot flag (a regex per distinct user agent), decoding (and escaping for COPY) each distinct
+    header value once, and formatting each second's timestamp prefix once."""
+
+    def __init__(self, ip_key: bytes) -> None:
+        self._ip_mac = _Mac(ip_key)
+        self._ips: dict[str, str] = {}
+        # value -> column text, one map per form (plain, escaped for COPY); an agent's maps to (text, is bot)
+        self._agents: tuple[dict[bytes, tuple[str, bool]], dict[bytes, tuple[str, bool]]] = ({}, {})
+        self._referrers: tuple[dict[bytes, str], dict[bytes, str]] = ({}, {})
+        self._countries: tuple[dict[bytes, str], dict[bytes, str]] = ({}, {})
 
     @staticmethod
-    def _text(cache: dict[bytes, str], value: bytes, limit: int, escape: bool) -> str:
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
+    def _text(value: bytes, limit: int, escape: bool) -> str:
         text = value[:limit].decode("latin-1")
         if escape and _COPY_SPECIAL.search(text):
             text = text.translate(_COPY_ESCAPES)
+        return text
+
+    def _ip_hash(self, ip: str) -> str:
+        if len(self._ips) >= _CACHE_LIMIT:
+            self._ips.clear()
+        found = self._ips[ip] = self._ip_mac.digest(ip.encode()).hex()
+        return found
+
+    def _agent(self, agent: bytes, escape: bool) -> tuple[str, bool]:
+        cache = self._agents[escape]
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        found = cache[agent] = (self._text(agent, 512, escape), BOT_AGENTS.search(agent) is not None)
+        return found
+
+    @staticmethod
+    def _keep(cache: dict[bytes, str], value: bytes, text: str) -> str:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
         cache[value] = text
         return text
 
-    def _rows(self, rows: list[ClickRow], escape: bool) -> Iterator[tuple[Any, ...]]:
+    def _rows(self, rows: list[ClickRow], escape: bool, true: Any, false: Any) -> Iterator[tuple[Any, ...]]:
         """(click id, link id, timestamp text, ip hash, agent, referrer, country, bot, repeat, outcome) per row;
         the timestamp as SQLAlchemy stores a `UTCDateTime` on SQLite: naive UTC, six fraction digits."""
-        agents, referrers, countries, text = self._agents, self._referrers, self._countries, self._text
+        ips, agents, referrers, countries = (
+            self._ips,
+            self._agents[escape],
+            self._referrers[escape],
+            self._countries[escape],
+        )
         second, prefix = -1, ""
-        for c, link, at, ip, agent, ref, country, bot, repeat, outcome in rows:
+        for c, link, at, ip, agent, ref, country, head, repeat, outcome in rows:
             if int(at) != second:
                 second = int(at)
                 prefix = time.strftime("%Y-%m-%d %H:%M:%S.", time.gmtime(second))
-            agent_text = agents.get(agent)
-            if agent_text is None:
-                agent_text = text(agents, agent, 512, escape)
+            ip_hash = ips.get(ip) or self._ip_hash(ip)
+            agent_text, bot = agents.get(agent) or self._agent(agent, escape)
             ref_text = referrers.get(ref)
             if ref_text is None:
-                ref_text = text(referrers, ref, 1000, escape)
+                ref_text = self._keep(referrers, ref, self._text(ref, 1000, escape))
             country_text = countries.get(country)
             if country_text is None:
-                country_text = text(countries, country.upper(), 2, escape)
-            stamp = f"{prefix}{int((at - second) * 1e6):06d}"
-            yield c, link, stamp, ip, agent_text, ref_text, country_text, bot, repeat, outcome
+                country_text = self._keep(countries, country, self._text(country.upper(), 2, escape))
+            yield (
+                c,
+                link,
+                f"{prefix}{int((at - second) * 1e6):06d}",
+                ip_hash,
+                agent_text,
+                ref_text,
+                country_text,
+                true if bot or head else false,
+                true if repeat else false,
+                outcome,
+            )
 
     def sqlite_values(self, rows: list[ClickRow]) -> list[Any]:
-        """Every row's values in one flat list."""
+        """Every row's values in one flat list; the flags as 1 and 0, which sqlite3 binds as they are (a bool
+        is not an exact int to it: it looks for an adapter, twice per row, at a cost larger than the bind)."""
         values: list[Any] = []
         extend = values.extend
-        for row in self._rows(rows, escape=False):
+        for row in self._rows(rows, False, 1, 0):
             extend(row)
         return values
 
@@ -267,18 +356,36 @@ class _Columns:
         """The rows in COPY's text format."""
         return "".join(
             [
-                f"{c}\t{link}\t{at}+00\t{ip}\t{agent}\t{ref}\t{country}\t{'t' if bot else 'f'}\t"
-                f"{'t' if repeat else 'f'}\t{outcome}\n"
-                for c, link, at, ip, agent, ref, country, bot, repeat, outcome in self._rows(rows, escape=True)
+                f"{c}\t{link}\t{at}+00\t{ip}\t{agent}\t{ref}\t{country}\t{bot}\t{repeat}\t{outcome}\n"
+                for c, link, at, ip, agent, ref, country, bot, repeat, outcome in self._rows(rows, True, "t", "f")
             ]
         )
 
+    def values(self, rows: list[ClickRow]) -> list[dict[str, Any]]:
+        """The rows as Core insert parameters (drivers other than sqlite3 and psycopg)."""
+        return [
+            {
+                "click_id": c,
+                "link_id": link,
+                "at": dt.datetime.fromtimestamp(row[2], dt.UTC),
+                "ip_hash": ip,
+                "user_agent": agent,
+                "referrer": ref,
+                "country": country,
+                "is_bot": bot,
+                "is_repeat": repeat,
+                "outcome": outcome,
+            }
+            for row, (c, link, _, ip, agent, ref, country, bot, repeat, outcome) in zip(
+                rows, self._rows(rows, False, True, False), strict=True
+            )
+        ]
 
-def insert_clicks(conn: Connection, rows: list[ClickRow], columns: _Columns | None = None) -> None:
+
+def insert_clicks(conn: Connection, rows: list[ClickRow], columns: _Columns) -> None:
     """Insert one batch without SQLAlchemy's per-row parameter processing, which costs more than the insert:
     SQLite gets multi-row INSERTs of plain values, PostgreSQL (psycopg) one COPY of text built here; other
     drivers take the Core insert."""
-    columns = columns or _Columns()
     # In chunks, each built and then handed to the database with the GIL released: the event loop's thread
     # waits for the GIL at most one chunk's Python work (under a long batch it waited up to the interpreter's
     # 5 ms switch interval, which showed in the redirect's p99).
@@ -298,30 +405,13 @@ def insert_clicks(conn: Connection, rows: list[ClickRow], columns: _Columns | No
             for chunk in chunks:
                 copy.write(columns.copy_text(chunk))
     else:
-        conn.execute(
-            insert(Click),
-            [
-                {
-                    "click_id": c,
-                    "link_id": link,
-                    "at": dt.datetime.fromtimestamp(at, dt.UTC),
-                    "ip_hash": ip,
-                    "user_agent": agent[:512].decode("latin-1"),
-                    "referrer": ref[:1000].decode("latin-1"),
-                    "country": country[:2].upper().decode("latin-1"),
-                    "is_bot": bot,
-                    "is_repeat": repeat,
-                    "outcome": outcome,
-                }
-                for c, link, at, ip, agent, ref, country, bot, repeat, outcome in rows
-            ],
-        )
+        conn.execute(insert(Click), columns.values(rows))
 
 
 class ClickWriter:
     """Buffers click rows and inserts them in batches from one background thread."""
 
-    def __init__(self, engine: Engine, *, interval: float = 0.05, enabled: bool = True) -> None:
+    def __init__(self, engine: Engine, *, ip_key: bytes, interval: float = 0.05, enabled: bool = True) -> None:
         self.engine = engine
         self.interval = interval
         self.enabled = enabled
@@ -331,7 +421,7 @@ class ClickWriter:
         self._flushing = threading.Lock()  # one flush at a time, from taking the rows to putting back failures
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._columns = _Columns()
+        self._columns = _Columns(ip_key)
         self.written = 0
 
     def add(self, row: ClickRow) -> None:
@@ -412,13 +502,17 @@ class Redirector:
     def __init__(self, engine: Engine, *, secret_key: str, log_clicks: bool = True, poll_interval: float = 0.5) -> None:
         self.engine = engine
         self.links = LinkMap(engine)
-        self.writer = ClickWriter(engine, enabled=log_clicks)
+        ip_key = hmac.new(secret_key.encode(), b"ip-hash", hashlib.sha256).digest()
+        self.writer = ClickWriter(engine, ip_key=ip_key, enabled=log_clicks)
         self.repeats = Repeats()
         self.click_ids = Signer(secret_key, "click-id")
-        self._sign = self.click_ids.sign_bytes
-        self._ip_key = hmac.new(secret_key.encode(), b"ip-hash", hashlib.sha256).digest()
-        self._ip_hashes: dict[str, str] = {}
-        self._bots: dict[bytes, bool] = {}
+        mac = _Mac(hmac.new(secret_key.encode(), b"click-id", hashlib.sha256).digest())  # as `Signer` keys it
+        self._inner, self._outer = mac.inner, mac.outer
+        # Bound once: the hot path appends to the writer's buffer (nothing when logging is off) and reads the
+        # repeats map without a method call each.
+        self._add = self.writer.add if not log_clicks else self.writer._buffer.append
+        self._seen = self.repeats._seen
+        self._window = self.repeats.window
         self.poll_interval = poll_interval
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
@@ -487,36 +581,31 @@ class Redirector:
         /,
     ) -> bytes | None:
         """Log one click; returns the signed click id for a live link, None when the answer is the fallback.
-        (Positional only: it runs once per redirect, and keyword arguments cost a measurable share of it.)"""
-        ip_hash = self._ip_hashes.get(ip)
-        if ip_hash is None:
-            if len(self._ip_hashes) >= _CACHE_LIMIT:
-                self._ip_hashes.clear()
-            ip_hash = self._ip_hashes[ip] = hmac.digest(self._ip_key, ip.encode(), "sha256").hex()
-        is_bot = self._bots.get(agent)
-        if is_bot is None:
-            if len(self._bots) >= _CACHE_LIMIT:
-                self._bots.clear()
-            is_bot = self._bots[agent] = BOT_AGENTS.search(agent) is not None
-        signed = None
-        is_repeat = False
+        (Positional only: it runs once per redirect, and keyword arguments cost a measurable share of it.)
+        The click's salted IP hash and bot flag are the writer's to compute, once per batch: nothing in the
+        answer depends on them."""
         if outcome == "live":
-            # One visitor is (link, ip hash, user agent); a 64-bit hash keys it: a collision only merges two
-            # visitors' repeat flags within the hour, in one process.
-            key = hash((entry.link_id, ip_hash, agent))
-            click_id = self.repeats.get(key, now)
-            if click_id is None:
-                click_id = time_ordered_id()
-                self.repeats.put(key, click_id, now)
+            # One visitor is (link, address, user agent) -- the address the IP hash is made of, so the same
+            # visitors as (link, IP hash, agent); a 64-bit hash keys it: a collision only merges two visitors'
+            # repeat flags within the hour, in one process.
+            key = hash((entry.link_id, ip, agent))
+            seen = self._seen.get(key)
+            if seen is not None and now - seen[1] <= self._window:
+                click_id = seen[0]
+                self._add((click_id, entry.link_id, now, ip, agent, referrer, country, head, True, outcome))
             else:
-                is_repeat = True
-            signed = self._sign(click_id.encode())
-        else:
-            click_id = time_ordered_id()
-        if self.writer.enabled:
-            bot = is_bot or head
-            self.writer.add((click_id, entry.link_id, now, ip_hash, agent, referrer, country, bot, is_repeat, outcome))
-        return signed
+                click_id = click_id_now()
+                self.repeats.put(key, click_id, now)
+                self._add((click_id, entry.link_id, now, ip, agent, referrer, country, head, False, outcome))
+            # HMAC-SHA256 under the click-id key (as `Signer`), from its padded-key states: two state copies.
+            value = click_id.encode()
+            inner = self._inner.copy()
+            inner.update(value)
+            outer = self._outer.copy()
+            outer.update(inner.digest())
+            return value + b"." + b2a_base64(outer.digest()[:_SIGNATURE_BYTES], newline=False).translate(_URL_SAFE_B64)
+        self._add((click_id_now(), entry.link_id, now, ip, agent, referrer, country, head, False, outcome))
+        return None
 
     async def handle(self, scope: dict[str, Any], send: Any, code: str) -> None:
         entry = self.links.entries.get(code)
