@@ -22,11 +22,12 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON, String, Table, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from clearline.attribution import service as attribution_service
 from clearline.commission import service as commission_service
@@ -353,12 +354,15 @@ def _apply_orders(session: Session, items: list[tuple[InboxEvent, schemas.OrderI
 
 
 def _handled(session: Session, events: list[InboxEvent], now: dt.datetime) -> None:
-    session.execute(
-        update(InboxEvent)
-        .where(InboxEvent.id.in_([event.id for event in events]))
-        .values(handled_at=now, error="")
-        .execution_options(synchronize_session="evaluate")
-    )
+    """Mark the events handled: one UPDATE, and the loaded objects told so (as if read back, nothing to flush)."""
+    if not events:
+        return
+    table = cast(Table, InboxEvent.__table__)
+    for chunk in _chunks([event.id for event in events]):
+        session.execute(update(table).where(table.c.id.in_(chunk)).values(handled_at=now, error=""))
+    for event in events:
+        set_committed_value(event, "handled_at", now)
+        set_committed_value(event, "error", "")
 
 
 # --- refunds --------------------------------------------------------------------------------------------
