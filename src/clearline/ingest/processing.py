@@ -88,7 +88,7 @@ def _parse(
     items = []
     for event in events:
         data = parsed.get(event.id)
-        if data is None:
+        if not isinstance(data, schemas.OrderIn | schemas.RefundIn):
             try:
                 data = service.normalise(event.source, event.kind, json.loads(event.body))
             except Exception:  # noqa: BLE001 - `process` records why, exactly as for one event
