@@ -80,3 +80,6 @@ class TestStoreOrders:
         stored = _events(db, shop)
         assert sorted(stored) == sorted(ids)
         assert json.loads(stored["back\\slash"][0])["lines"][0]["unit_price"] == "\\N"
+        assert _store(db, shop, [*ids, "new"], price="\\N") == [csv_store.Stored(duplicate=True)] * 3 + [
+            csv_store.Stored()
+        ]
