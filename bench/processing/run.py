@@ -342,7 +342,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--databases", default="sqlite,postgresql", help="sqlite, postgresql or both")
     parser.add_argument("--database-url", default=benchkit.DEFAULT_PG, help="PostgreSQL server")
     parser.add_argument("--profile", help="write the drainer phase's cProfile stats to PATH.<database>")
-    parser.add_argument("--no-baseline", action="store_true", help="only the drainer phase (the first set waits)")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="only the drainer phase (the first set is not stored)"
+    )
     parser.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
     return parser.parse_args()
 
