@@ -140,7 +140,7 @@ class TestPlainSubset:
             raise AssertionError("a plain order went to the row-by-row check")
 
         monkeypatch.setattr(csv_import, "check_order", refuse)
-        data = csv_import.COLUMNS and ",".join(csv_import.COLUMNS) + "\n"
+        data = ",".join(csv_import.COLUMNS) + "\n"
         data += "A-1,2026-11-20T10:00:00Z,USD,SKU-1,2,9.50,1.00,ANNA10,,cust-1,true\n"
         data += "A-1,2026-11-20T10:00:00Z,USD,SKU-2,1,10,,ANNA10,,cust-1,true\n"
         data += "B-2,2026-11-20 11:00:00+01:00,eur,SKU-1,1,0.5,,,clk,,\n"
