@@ -101,8 +101,6 @@ def _answers(check):  # type: ignore[no-untyped-def]
         return check()
     except ValidationFailedError as exc:
         return ("refused", exc.message, exc.details)
-    except OverflowError as exc:  # the reference's own failure (year 9999 less an offset): the same in both
-        return ("failed", type(exc).__name__, str(exc))
 
 
 def _reference(data: str):  # type: ignore[no-untyped-def]

@@ -81,3 +81,14 @@ def test_a_good_order_and_a_malformed_body_both_match() -> None:
         assert _outcome(lambda bad=bad: fastpath.validated("order", bad)) == _outcome(
             lambda bad=bad: service.normalise("postback", "order", service.parse_json(bad))
         )
+
+
+def test_a_time_past_the_last_utc_datetime_is_a_422_naming_it() -> None:
+    body = order_body("H-3").replace(b'"created_at": "', b'"created_at": "9999-12-31T23:00:00-05:00", "x": "', 1)
+    for call in (
+        lambda: fastpath.validated("order", body),
+        lambda: service.normalise("postback", "order", service.parse_json(body)),
+    ):
+        refused = _outcome(call)
+        assert refused[:2] == ("refused", 422)
+        assert [e["loc"] for e in refused[2]["errors"]] == [["created_at"]]

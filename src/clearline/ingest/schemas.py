@@ -81,7 +81,10 @@ class OrderIn(_In):
     def _aware(cls, value: dt.datetime) -> dt.datetime:
         if value.tzinfo is None:
             raise ValueError("needs a UTC offset, e.g. 2026-11-01T12:00:00Z")
-        return value.astimezone(dt.UTC)
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:  # 9999-12-31T23:00:00-05:00 is past the last UTC datetime
+            raise ValueError("out of range once in UTC") from None
 
     @field_validator("currency")
     @classmethod
