@@ -183,3 +183,11 @@ class TestPlainSubset:
 
     def test_python_whitespace_is_what_the_columnwise_strip_removes(self) -> None:
         assert set(csv_check.PY_WHITESPACE) == {c for c in map(chr, range(0x110000)) if c.isspace()}
+
+
+def test_the_written_out_whitespace_is_exactly_what_str_strip_removes() -> None:
+    import sys
+
+    from clearline.ingest import csv_check
+
+    assert "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()) == csv_check.PY_WHITESPACE
