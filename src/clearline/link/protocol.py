@@ -250,10 +250,7 @@ class RedirectProtocol(asyncio.Protocol):
         self.waiting = False
         if self.transport.is_closing():  # the client went away; the row is stored all the same
             return
-        self.answered += 1
-        if self.count_requests:
-            self.server_state.total_requests += 1
-        self.transport.write(answer)
+        self._write_answers([answer])
         if self.closing:
             self.transport.close()
             return
