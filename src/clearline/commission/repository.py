@@ -27,7 +27,7 @@ def list_orders(
         .outerjoin(Attribution, (Attribution.order_id == Order.id) & Attribution.is_current.is_(True))
         .outerjoin(totals, totals.c.order_id == Order.id)
         .where(Order.brand_id == brand_id, brand_filter(actor, Order.brand_id, READERS))
-        .order_by(Order.ordered_at.desc())
+        .order_by(Order.ordered_at.desc(), Order.id.desc())  # the id breaks ties: pages neither skip nor repeat
         .limit(limit)
         .offset(offset)
     )
