@@ -4,60 +4,36 @@ answered through uvicorn and FastAPI giving the same answer."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from clearline.ingest import protocol as postbacks
-from clearline.link.protocol import RedirectProtocol
 from clearline.link.redirect import RedirectMiddleware
 from clearline.models import InboxEvent
 from tests.committed import session_on
 from tests.ingest.conftest import order_body, signed_headers
 from tests.ingest.test_fastpath import brand, committed_url  # noqa: F401 - fixtures
-from tests.link.test_protocol import read_answers
+from tests.link.test_protocol import Served, read_answers
 
 
-class Served:
+def serve() -> Served:
     """The application as `clearline serve` runs it (lifespan on), on a free loopback port."""
+    from clearline.app import create_app
 
-    def __init__(self) -> None:
-        from clearline.app import create_app
-
-        app = create_app()
-        self.intake = app.state.postbacks
-        config = uvicorn.Config(
-            RedirectMiddleware(app, app.state.redirector), http=RedirectProtocol, log_level="warning", access_log=False
-        )
-        self.server = uvicorn.Server(config)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.time() + 20
-        while not self.server.started and time.time() < deadline:
-            time.sleep(0.01)
-        assert self.server.started
-
-    def connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=10)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
-        assert not self.thread.is_alive()
+    app = create_app()
+    served = Served(app.state.redirector, RedirectMiddleware(app, app.state.redirector), lifespan="on")
+    served.intake = app.state.postbacks  # type: ignore[attr-defined]
+    return served
 
 
 @pytest.fixture
 def served(brand) -> Iterator[Served]:  # noqa: F811
-    server = Served()
+    server = serve()
     yield server
     server.stop()
 
@@ -175,8 +151,10 @@ class TestConnection:
 
     def test_a_chunked_body_goes_to_uvicorn_and_is_stored_all_the_same(self, served, brand):  # noqa: F811
         body = order_body("Q-5")
-        head = request(brand.slug, body).split(b"\r\n\r\n")[0].replace(
-            f"Content-Length: {len(body)}".encode(), b"Transfer-Encoding: chunked"
+        head = (
+            request(brand.slug, body)
+            .split(b"\r\n\r\n")[0]
+            .replace(f"Content-Length: {len(body)}".encode(), b"Transfer-Encoding: chunked")
         )
         data = head + b"\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
         [(status, _, answer)] = ask(served, data)
@@ -184,7 +162,7 @@ class TestConnection:
         assert inbox(brand.url) == ["Q-5"]
 
     def test_a_graceful_stop_answers_a_postback_waiting_for_its_commit(self, brand):  # noqa: F811
-        server = Served()
+        server = serve()
         writer = server.intake.writer
         release = threading.Event()
         original = writer._write

@@ -28,12 +28,12 @@ from tests.link.test_redirect import FALLBACK, SECRET, _framework, clicks, issue
 class Served:
     """A uvicorn server with the redirect protocol on a free loopback port, in a thread of its own."""
 
-    def __init__(self, redirector: Redirector) -> None:
+    def __init__(self, redirector: Redirector, app: Any = None, lifespan: str = "off") -> None:
         self.redirector = redirector
         config = uvicorn.Config(
-            RedirectMiddleware(_framework, redirector),
+            app or RedirectMiddleware(_framework, redirector),
             http=RedirectProtocol,
-            lifespan="off",
+            lifespan=lifespan,
             log_level="warning",
             access_log=False,
         )
@@ -43,7 +43,7 @@ class Served:
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()
-        deadline = time.time() + 10
+        deadline = time.time() + 20  # (a lifespan start-up loads the link map and the brand keys)
         while not self.server.started and time.time() < deadline:
             time.sleep(0.01)
         assert self.server.started

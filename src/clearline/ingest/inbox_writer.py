@@ -24,7 +24,6 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from clearline.ingest import service
-from clearline.kit.db import insert_ignore
 from clearline.kit.errors import ConflictError
 from clearline.models import InboxEvent
 
@@ -80,11 +79,6 @@ def _stored_time(value: dt.datetime, dialect_name: str) -> Any:
 def _insert(conn: Connection, rows: list[dict[str, Any]]) -> dict[Key, int]:
     """Insert-or-ignore ``rows``; the id of each one inserted, by key."""
     dialect_name = conn.dialect.name
-    if dialect_name not in PLACEHOLDER:  # another database: SQLAlchemy's portable statement
-        statement = insert_ignore(INBOX, dialect_name, conflict=list(KEY)).returning(
-            INBOX.c.id, *(INBOX.c[name] for name in KEY)
-        )
-        return {_key(r): r.id for r in conn.execute(statement, rows)}
     inserted: dict[Key, int] = {}
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
