@@ -23,7 +23,9 @@ from typing import Any
 from clearline.ingest.fastpath import KINDS, MAX_BODY, PREFIX
 
 START = b"POST " + PREFIX.encode()
-_TARGET = re.compile(rb"POST /api/v1/postbacks/([a-z0-9][a-z0-9-]{0,62})/(orders|refunds) HTTP/1\.1")
+_TARGET = re.compile(  # a brand slug as brands take them, then one of the intake's kinds
+    re.escape(START) + rb"([a-z0-9][a-z0-9-]{0,62})/(" + "|".join(KINDS).encode() + rb") HTTP/1\.1"
+)
 # The lowercased header block: each line a token, a colon and a value without control bytes but tab, and no
 # chunked body, upgrade or expectation (uvicorn answers those).
 _HEADERS = re.compile(
