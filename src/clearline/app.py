@@ -95,7 +95,8 @@ def create_app(*, jobs: bool = False) -> FastAPI:
     app.state.redirector = redirector
     from clearline.ingest.fastpath import PostbackIntake, PostbackMiddleware
 
-    app.state.postbacks = PostbackIntake(get_engine())  # started and stopped by its middleware with the app
+    # started and stopped by its middleware with the app; it drains the inbox too unless `clearline worker` does
+    app.state.postbacks = PostbackIntake(get_engine(), drain=settings.drain_in_serve)
     app.add_middleware(PostbackMiddleware, intake=app.state.postbacks)
     app.include_router(_api_router())
 

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     click_logging: bool = Field(default=True, description="Store clicks (off only to measure its cost).")
     link_poll_seconds: float = Field(default=0.5, description="How often each worker follows link changes.")
     run_jobs: bool = Field(default=True, description="Run the periodic jobs consumer inside `serve`.")
+    drain_in_serve: bool = Field(
+        default=True,
+        description="Process stored orders and refunds inside `serve`; false when `clearline worker` does it.",
+    )
     huey_storage: str = Field(default="sqlite", description="'sqlite' (embedded) or a redis:// URL.")
 
     @field_validator("timezone")

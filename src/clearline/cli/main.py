@@ -125,18 +125,24 @@ def demo(
     console.print(f"database: {get_settings().database_url}")
     console.print("pilot seeded" if result.created else "pilot already seeded")
     if not simulation.skipped:
-        console.print(f"30-day pilot simulated: {simulation.clicks} clicks, {simulation.orders} orders, "
-                      f"{simulation.refunds} returns, {simulation.chargebacks} chargeback, "
-                      f"{simulation.cleared} commission lines cleared")
+        console.print(
+            f"30-day pilot simulated: {simulation.clicks} clicks, {simulation.orders} orders, "
+            f"{simulation.refunds} returns, {simulation.chargebacks} chargeback, "
+            f"{simulation.cleared} commission lines cleared"
+        )
     if briefs:
-        console.print(f"briefs: {briefs['briefs']}, content scheduled for {briefs['scheduled']} creators, "
-                      f"{briefs['refused']} schedule refused (no approval yet), "
-                      f"{briefs['breached']} SLA breach escalated")
+        console.print(
+            f"briefs: {briefs['briefs']}, content scheduled for {briefs['scheduled']} creators, "
+            f"{briefs['refused']} schedule refused (no approval yet), "
+            f"{briefs['breached']} SLA breach escalated"
+        )
     if not payout.skipped:
-        console.print(f"payout run {payout.run_id}: {payout.lines} payee line(s), "
-                      + ", ".join(f"{v} {k}" for k, v in (payout.totals or {}).items())
-                      + f"; approved by a second finance user, exported, paid and reconciled — payout accuracy "
-                      f"{payout.accuracy_bp / 100:.2f} %")
+        console.print(
+            f"payout run {payout.run_id}: {payout.lines} payee line(s), "
+            + ", ".join(f"{v} {k}" for k, v in (payout.totals or {}).items())
+            + f"; approved by a second finance user, exported, paid and reconciled — payout accuracy "
+            f"{payout.accuracy_bp / 100:.2f} %"
+        )
     table = Table(title=f"Demo logins — http://{host}:{port}/")
     table.add_column("e-mail")
     table.add_column("password")
@@ -148,18 +154,48 @@ def demo(
 
 
 @app.command()
-def worker() -> None:
-    """Run the periodic jobs (link health, expiry, SLA checks) on their own, when `serve` runs without them."""
-    import time
+def worker(
+    jobs: bool = typer.Option(True, "--jobs/--no-jobs", help="Run the periodic jobs (link health, expiry, SLAs)."),
+    drain: bool = typer.Option(
+        True,
+        "--drain/--no-drain",
+        help="Process stored orders and refunds (then serve with CLEARLINE_DRAIN_IN_SERVE=false).",
+    ),
+    batch: int = typer.Option(200, min=1, help="Inbox events per drain transaction."),
+    poll: float = typer.Option(0.25, min=0.01, help="Seconds between looks at the inbox when it was empty."),
+) -> None:
+    """Run background work outside `serve`: the periodic jobs and the inbox drainer. Stops gracefully on
+    SIGINT or SIGTERM: the drain batch in progress is committed, the jobs consumer finishes its task."""
+    import signal
+    import threading
 
-    from clearline.kit.jobs import start_consumer
+    from clearline.ingest.drainer import Drainer
+    from clearline.kit.db import get_engine
 
-    consumer = start_consumer()
-    console.print("worker running; Ctrl-C to stop")
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
+    if not (jobs or drain):
+        fail("nothing to run: --no-jobs and --no-drain")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    consumer = drainer = None
+    if jobs:
+        from clearline.kit.jobs import start_consumer
+
+        consumer = start_consumer()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # the consumer's start took them over
+            signal.signal(signum, lambda *_: stop.set())
+    if drain:
+        # Its own process: nothing here shares the interpreter with an intake, so every batch runs full size.
+        drainer = Drainer(get_engine(), batch_size=batch, poll_interval=poll)
+        drainer.start()
+    running = ", ".join(name for name, on in (("jobs", jobs), ("drain", drain)) if on)
+    console.print(f"worker running ({running}); Ctrl-C to stop")
+    while not stop.wait(0.5):
+        pass
+    if drainer is not None:
+        drainer.stop()
+        console.print(f"drainer stopped: {drainer.processed} processed, {drainer.failed} failed")
+    if consumer is not None:
         consumer.stop(graceful=True)
 
 
@@ -278,8 +314,10 @@ def approvals_check() -> None:
 
     with command_unit() as session:
         overdue = approval.check_breaches(session, Actor.system("cli:approvals check"))
-        lines = [f"step {s.id}: {s.kind} of {s.subject_type} {s.subject_id} ({s.role}) due {s.due_at:%Y-%m-%d %H:%M}"
-                 for s in overdue]
+        lines = [
+            f"step {s.id}: {s.kind} of {s.subject_type} {s.subject_id} ({s.role}) due {s.due_at:%Y-%m-%d %H:%M}"
+            for s in overdue
+        ]
     for line in lines:
         console.print(line)
     console.print(f"{len(lines)} newly overdue step(s) escalated")
