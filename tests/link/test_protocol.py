@@ -28,12 +28,15 @@ from tests.link.test_redirect import FALLBACK, SECRET, _framework, clicks, issue
 class Served:
     """A uvicorn server with the redirect protocol on a free loopback port, in a thread of its own."""
 
-    def __init__(self, redirector: Redirector, app: Any = None, lifespan: str = "off") -> None:
+    def __init__(
+        self, redirector: Redirector, app: Any = None, lifespan: str = "off", trusted: str = "127.0.0.1,::1"
+    ) -> None:
         self.redirector = redirector
         config = uvicorn.Config(
             app or RedirectMiddleware(_framework, redirector),
             http=RedirectProtocol,
             lifespan=lifespan,
+            forwarded_allow_ips=trusted,  # uvicorn's default: this test client (loopback) is a trusted proxy
             log_level="warning",
             access_log=False,
         )
@@ -206,6 +209,61 @@ class TestHandOver:
             conn.sendall(get(link.code))
             [(_, second, _)] = read_answers(conn, 1)
         assert "clid=" in first["location"] and second["location"] == FALLBACK
+
+
+class TestCountryHeaders:
+    """A country header is any client's to send: both front doors store it only from a trusted proxy."""
+
+    @pytest.mark.parametrize(("trusted", "stored"), [("127.0.0.1,::1", "DE"), ("192.0.2.1", "")])
+    def test_both_front_doors_store_it_from_a_trusted_proxy_only(
+        self, redirector, ops_session, program, trusted, stored
+    ):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        server = Served(redirector, trusted=trusted)
+        try:
+            with server.connect() as conn:
+                conn.sendall(get(link.code, "User-Agent: fast", "CF-IPCountry: de"))
+                [(fast, _, _)] = read_answers(conn, 1)
+            with server.connect() as conn:  # HTTP/1.0 is uvicorn's: the ASGI path answers it
+                conn.sendall(f"GET /r/{link.code} HTTP/1.0\r\nUser-Agent: asgi\r\nCF-IPCountry: de\r\n\r\n".encode())
+                [(handed_over, _, _)] = read_answers(conn, 1)
+        finally:
+            server.stop()
+        assert fast == handed_over == 302
+        redirector.writer.flush()
+        assert [(c.user_agent, c.country) for c in clicks(program, link.id)] == [("fast", stored), ("asgi", stored)]
+
+    def test_the_asgi_path_keeps_it_behind_a_trusted_proxy_that_names_the_client(
+        self, served, redirector, ops_session, program
+    ):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        with served.connect() as conn:  # uvicorn's ProxyHeadersMiddleware puts 203.0.113.7 in the scope
+            request = f"GET /r/{link.code} HTTP/1.0\r\nX-Forwarded-For: 203.0.113.7\r\nCF-IPCountry: nl\r\n\r\n"
+            conn.sendall(request.encode())
+            [(status, _, _)] = read_answers(conn, 1)
+        assert status == 302
+        redirector.writer.flush()
+        ip_key = hmac.new(SECRET.encode(), b"ip-hash", hashlib.sha256).digest()
+        [click] = clicks(program, link.id)
+        assert click.country == "NL"
+        assert click.ip_hash == hmac.new(ip_key, b"203.0.113.7", hashlib.sha256).hexdigest()
+
+    def test_a_forged_header_with_a_forged_forwarded_for_is_not_stored(self, redirector, ops_session, program):
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        server = Served(redirector, trusted="192.0.2.1")
+        try:
+            for version in ("1.1", "1.0"):
+                with server.connect() as conn:
+                    request = get(link.code, "X-Forwarded-For: 192.0.2.1", "CF-IPCountry: us")
+                    conn.sendall(request.replace(b"HTTP/1.1", f"HTTP/{version}".encode(), 1))
+                    read_answers(conn, 1)
+        finally:
+            server.stop()
+        redirector.writer.flush()
+        assert [c.country for c in clicks(program, link.id)] == ["", ""]
 
 
 class TestMalformedRequests:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from clearline.kit.signing import Signer
 from clearline.link import repository, service
-from clearline.link.redirect import ClickWriter, RedirectMiddleware, Redirector, Repeats
+from clearline.link.redirect import PEER_IS_PROXY, ClickWriter, RedirectMiddleware, Redirector, Repeats
 from clearline.models import Click, Link, LinkChange
 from tests.link.conftest import contracted_creator
 
@@ -104,7 +104,7 @@ class TestLiveLink:
         [click] = clicks(program, link.id)
         assert click.click_id == click_id
         assert click.outcome == "live" and not click.is_bot and not click.is_repeat
-        assert click.country == "DE" and click.referrer == "https://ig.me/x"
+        assert click.country == "" and click.referrer == "https://ig.me/x"  # a direct client's country header
         assert len(click.ip_hash) == 64 and "testclient" not in click.ip_hash
 
     def test_header_values_are_stored_as_sent(self, web, redirector, ops_session, program):
@@ -144,6 +144,23 @@ class TestLiveLink:
         web.get(f"/r/{link.code}", headers={"user-agent": "Mozilla/5.0 (iPhone)"})
         redirector.writer.flush()
         assert [c.is_bot for c in clicks(program, link.id)] == [True, True, False]
+
+    def test_a_country_header_counts_only_when_the_protocol_says_the_peer_is_a_trusted_proxy(
+        self, redirector, ops_session, program
+    ):
+        async def handed_over_by_protocol(scope, receive, send):  # type: ignore[no-untyped-def]
+            scope[PEER_IS_PROXY] = True  # as `RedirectProtocol` marks a trusted proxy's connection
+            await RedirectMiddleware(_framework, redirector)(scope, receive, send)
+
+        link = issue(ops_session, program)
+        redirector.links.refresh()
+        proxied = TestClient(handed_over_by_protocol, follow_redirects=False)
+        direct = TestClient(RedirectMiddleware(_framework, redirector), follow_redirects=False)
+        for client in (proxied, direct):
+            for name in ("cf-ipcountry", "x-country-code", "x-appengine-country", "cloudfront-viewer-country"):
+                assert client.get(f"/r/{link.code}", headers={name: "fr"}).status_code == 302
+        redirector.writer.flush()
+        assert [c.country for c in clicks(program, link.id)] == ["FR"] * 4 + [""] * 4
 
     def test_other_paths_reach_the_framework(self, web):
         assert web.get("/api/v1/brands").status_code == 418

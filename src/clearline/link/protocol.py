@@ -22,7 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from clearline.ingest import protocol as postbacks
-from clearline.link.redirect import COUNTRY_HEADERS, STATUS_302, RedirectMiddleware, Redirector
+from clearline.link.redirect import COUNTRY_HEADERS, PEER_IS_PROXY, STATUS_302, RedirectMiddleware, Redirector
 
 MAX_HEAD = 16_384  # a longer request head is uvicorn's to refuse
 # The header block (lowercased) of a request the fast path may answer: every line a token name, a colon and a
@@ -71,6 +71,19 @@ def _value(block: bytes, low: bytes, name: bytes) -> bytes:
         return b""
     at += len(name)
     return block[at : block.index(b"\r\n", at)].strip(b" \t")
+
+
+class _FromTrustedProxy:
+    """The served app, for the requests of a connection whose peer is a trusted proxy (see `PEER_IS_PROXY`)."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope[PEER_IS_PROXY] = True
+        await self.app(scope, receive, send)
 
 
 class RedirectProtocol(asyncio.Protocol):
@@ -148,6 +161,10 @@ class RedirectProtocol(asyncio.Protocol):
         protocol = AutoHTTPProtocol(  # type: ignore[call-arg]
             config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self.loop
         )
+        if self.peer_is_proxy:
+            # Behind uvicorn's ProxyHeadersMiddleware the ASGI path sees the forwarded client, not this peer:
+            # tell it the peer was trusted, so both front doors honour the same headers from the same peers.
+            protocol.app = _FromTrustedProxy(protocol.app)  # type: ignore[attr-defined]
         self.transport.set_protocol(protocol)
         protocol.connection_made(self.transport)
         if self.reading_paused:
@@ -306,7 +323,9 @@ class RedirectProtocol(asyncio.Protocol):
         referrer = block[at + 10 : block.index(b"\r\n", at + 10)].strip(b" \t") if at >= 0 else b""
         country = b""
         # find, not `in`: bytes.__contains__ first tries its argument as an integer and builds a TypeError.
-        if low.find(b"country:") >= 0:
+        # A country header counts only from a trusted proxy (any client can send one); checked second, so a
+        # request without one pays nothing more.
+        if low.find(b"country:") >= 0 and self.peer_is_proxy:
             for name in _COUNTRY:
                 if low.find(name) >= 0:
                     country = _value(block, low, name)

@@ -43,7 +43,14 @@ BOT_AGENTS = re.compile(
     rb"curl/|wget|httpclient|okhttp|go-http-client|scrapy|lighthouse|pingdom|uptime",
     re.IGNORECASE,
 )
+# Set by a CDN or load balancer in front; anyone can send them, so they count only from a trusted proxy (a peer
+# in uvicorn's forwarded-allow-ips, as for X-Forwarded-For). `RedirectProtocol` knows its peer; the ASGI path
+# only sees the client that uvicorn's ProxyHeadersMiddleware left in the scope (the forwarded one, when the peer
+# was trusted), so it takes the protocol's word for it: `PEER_IS_PROXY` in the scope.
 COUNTRY_HEADERS = (b"cf-ipcountry", b"x-country-code", b"x-appengine-country", b"cloudfront-viewer-country")
+# The scope key `RedirectProtocol` sets on the requests of a connection from a trusted proxy that it hands to
+# uvicorn. Without it (another server, a test client, a direct peer) the ASGI path stores no country.
+PEER_IS_PROXY = "clearline.peer_is_proxy"
 REPEAT_WINDOW_S = 3600.0
 CLICK_COLUMNS = (
     "click_id",
@@ -626,7 +633,9 @@ class Redirector:
                 referrer = value
             elif not country and name in COUNTRY_HEADERS:
                 country = value
-        client = scope.get("client")
+        if country and not scope.get(PEER_IS_PROXY):  # (no cost to the common request, which has none)
+            country = b""
+        client = scope.get("client")  # already the forwarded client when the peer is a trusted proxy
         ip = client[0] if client else ""
         signed = self.click(entry, now, outcome, ip, agent, referrer, country, scope["method"] == "HEAD")
         await _respond(send, 302, entry.fallback if signed is None else entry.head + signed + entry.tail)
