@@ -6,7 +6,7 @@ import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,13 @@ class Settings(BaseSettings):
     secret_key: str = Field(
         default="dev-insecure-change-me",
         description="Signs sessions, CSRF tokens and click ids; set a long random value in production.",
+    )
+    data_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Encrypts brand signing secrets at rest (AES-256-GCM): 32 bytes in base64. Unset, a key derived from "
+            "secret_key (HKDF-SHA256) is used, so changing secret_key then also needs the secrets re-encrypted."
+        ),
     )
     timezone: str = Field(default="Europe/Berlin", description="Organisation time zone (IANA name).")
     business_days: list[int] = Field(default=[0, 1, 2, 3, 4], description="Working weekdays, Monday=0.")
@@ -41,6 +48,16 @@ class Settings(BaseSettings):
         description="Process stored orders and refunds inside `serve`; false when `clearline worker` does it.",
     )
     huey_storage: str = Field(default="sqlite", description="'sqlite' (embedded) or a redis:// URL.")
+
+    @field_validator("data_key")
+    @classmethod
+    def _data_key_is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # an empty CLEARLINE_DATA_KEY= means "derive it", not "a key of no bytes"
+        from clearline.kit.sealing import parse_data_key
+
+        parse_data_key(value.get_secret_value())  # raises ValueError, which names the variable's problem
+        return value
 
     @field_validator("timezone")
     @classmethod

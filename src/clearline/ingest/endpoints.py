@@ -200,7 +200,9 @@ class SecretOut(BaseModel):
 
 
 class SecretIn(BaseModel):
-    secret: str | None = Field(default=None, min_length=8, description="Shopify/WooCommerce secrets come from them.")
+    secret: str | None = Field(
+        default=None, min_length=8, max_length=200, description="Shopify/WooCommerce secrets come from them."
+    )
     grace_hours: int = Field(default=24, ge=0, le=24 * 30)
 
 

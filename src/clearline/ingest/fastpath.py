@@ -59,19 +59,23 @@ class BrandKey:
 
 
 def read_keys(conn: Connection) -> dict[str, BrandKey]:
-    """Every brand's slug with its postback secrets (expired ones left out)."""
+    """Every brand's slug with its postback secrets (expired ones, and any that does not decrypt, left out),
+    decrypted here, once per load: a request only uses the prepared keys."""
     now = signatures.utcnow().timestamp()
     rows = conn.execute(
-        select(Brand.id, Brand.slug, BrandSecret.secret, BrandSecret.expires_at)
+        select(Brand.id, Brand.slug, BrandSecret.id, BrandSecret.sealed_secret, BrandSecret.expires_at)
         .outerjoin(BrandSecret, and_(BrandSecret.brand_id == Brand.id, BrandSecret.kind == "postback"))
         .order_by(Brand.id, BrandSecret.id.desc())
     )
     found: dict[str, tuple[int, list[tuple[Hmac256, float | None]]]] = {}
-    for brand_id, slug, secret, expires_at in rows:
+    for brand_id, slug, row_id, sealed, expires_at in rows:
         _, secrets = found.setdefault(slug, (brand_id, []))
         until = ensure_utc(expires_at).timestamp() if expires_at is not None else None
+        if sealed is None or (until is not None and until <= now):
+            continue
+        secret = signatures.open_or_skip(row_id, sealed, brand_id=brand_id, kind="postback")
         key = signatures.signing_key(secret) if secret is not None else None
-        if key is not None and (until is None or until > now):
+        if key is not None:
             secrets.append((key, until))
     return {slug: BrandKey(brand_id, tuple(secrets)) for slug, (brand_id, secrets) in found.items()}
 

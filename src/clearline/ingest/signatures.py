@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session
 from clearline.audit import service as audit
 from clearline.auth.actor import Actor
 from clearline.brand import repository as brand_repository
+from clearline.kit import sealing
 from clearline.kit.clock import utcnow
 from clearline.kit.errors import NotFoundError, UnauthenticatedError
+from clearline.kit.sealing import UnreadableSecretError
 from clearline.kit.signing import Hmac256
 from clearline.models import BrandSecret
 
@@ -40,11 +42,45 @@ def new_postback_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def _context(brand_id: int, kind: str) -> str:
+    # What a sealed secret is bound to: a value copied to another brand's or channel's row does not open.
+    return f"brand_secrets brand={brand_id} kind={kind}"
+
+
+def seal_secret(secret: str, *, brand_id: int, kind: str, key: bytes | None = None) -> str:
+    """What `brand_secrets.sealed_secret` stores for ``secret`` (AES-GCM under the data key)."""
+    return sealing.seal(secret, context=_context(brand_id, kind), key=key)
+
+
+def open_secret(sealed: str, *, brand_id: int, kind: str, key: bytes | None = None) -> str:
+    """A stored secret in clear; `UnreadableSecretError` under a wrong data key, or when the value was altered
+    or belongs to another brand or channel."""
+    return sealing.unseal(sealed, context=_context(brand_id, kind), key=key)
+
+
+_reported: set[tuple[int, str]] = set()
+
+
+def open_or_skip(row_id: int, sealed: str, *, brand_id: int, kind: str) -> str | None:
+    """`open_secret`, or None (logged as an error) for a secret that does not open: it verifies nothing, and one
+    bad row must not take the brand's other secrets, or other brands', down with it."""
+    try:
+        return open_secret(sealed, brand_id=brand_id, kind=kind)
+    except UnreadableSecretError as exc:
+        if (row_id, sealed) not in _reported:  # the postback keys are reloaded every second: say it once
+            if len(_reported) > 10_000:
+                _reported.clear()
+            _reported.add((row_id, sealed))
+            log.error("brand secret %s left out: %s", row_id, exc.message)
+        return None
+
+
 def valid_secrets(session: Session, *, brand_id: int, kind: str, now: dt.datetime | None = None) -> list[str]:
-    """The brand's current secret and any old one still inside its rotation grace period."""
+    """The brand's current secret and any old one still inside its rotation grace period, in clear (one that
+    does not decrypt is left out and logged)."""
     now = now or utcnow()
     stmt = (
-        select(BrandSecret.secret)
+        select(BrandSecret.id, BrandSecret.sealed_secret)
         .where(
             BrandSecret.brand_id == brand_id,
             BrandSecret.kind == kind,
@@ -52,7 +88,8 @@ def valid_secrets(session: Session, *, brand_id: int, kind: str, now: dt.datetim
         )
         .order_by(BrandSecret.id.desc())
     )
-    return list(session.scalars(stmt))
+    found = (open_or_skip(row_id, sealed, brand_id=brand_id, kind=kind) for row_id, sealed in session.execute(stmt))
+    return [secret for secret in found if secret is not None]
 
 
 def _secret_bytes(secret: str) -> bytes | None:
@@ -131,7 +168,8 @@ def rotate(
     session: Session, actor: Actor, *, brand_id: int, kind: str, secret: str | None = None, grace_hours: int = 24
 ) -> tuple[str, dt.datetime]:
     """Install a new secret (generated for postbacks; given for Shopify/WooCommerce); older ones keep
-    working until the grace period ends, so senders can switch without losing an event."""
+    working until the grace period ends, so senders can switch without losing an event. The secret is stored
+    encrypted (`seal_secret`) and returned in clear to be shown this once."""
     brand = brand_repository.get(session, actor, brand_id)
     actor.require("admin", brand_id=brand.id)
     if kind not in KINDS:
@@ -144,7 +182,8 @@ def rotate(
         )
     ):
         old.expires_at = until
-    session.add(BrandSecret(brand_id=brand.id, kind=kind, secret=secret))
+    sealed = seal_secret(secret, brand_id=brand.id, kind=kind)
+    session.add(BrandSecret(brand_id=brand.id, kind=kind, sealed_secret=sealed))
     session.flush()
     audit.record(session, actor, "brand_secret.rotated", brand, after={"kind": kind, "old_valid_until": until})
     return secret, until

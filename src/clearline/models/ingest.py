@@ -41,7 +41,9 @@ class BrandSecret(Base):
     id: Mapped[int] = pk()
     brand_id: Mapped[int] = mapped_column(BigId, ForeignKey("brands.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16), doc="postback, shopify or woocommerce.")
-    secret: Mapped[str] = mapped_column(String(200))
+    sealed_secret: Mapped[str] = mapped_column(
+        Text, doc="The secret encrypted under the data key (`ingest.signatures.seal_secret`), never in clear."
+    )
     created_at: Mapped[dt.datetime] = created_at()
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
