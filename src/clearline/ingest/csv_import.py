@@ -10,7 +10,6 @@ defers to for every order outside the plain subset it proves valid, and the rule
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import time
@@ -275,23 +274,28 @@ def accept_orders(
         raise _refused(errors)
     stamped = time.perf_counter()
     orders = checked.orders
-    digests = [hashlib.sha256(body.encode()).hexdigest() for body in orders["body"]]
     answers = csv_store.store_orders(
-        session, brand_id=brand.id, orders=orders.select("order_id", "body"), digests=digests, delivery_id=filename
+        session, brand_id=brand.id, orders=orders.select("order_id", "body"), delivery_id=filename
     )
     accepted = Accepted(brand_id=brand.id)
     conflicts: list[str] = []
-    for order_id, stored in zip(orders["order_id"], answers, strict=True):
-        if stored.conflict:
-            conflicts.append(order_id)
-        elif stored.duplicate and stored.handled:
-            report.duplicates += 1
-        else:
-            report.duplicates += stored.duplicate
-            report.orders += not stored.duplicate
-            accepted.waiting.append(order_id)
-            if order_id in checked.parsed:
-                accepted.parsed[order_id] = checked.parsed[order_id]
+    order_ids: list[str] = orders["order_id"].to_list()
+    if all(stored is csv_store.NEW for stored in answers):  # a new file: every order stored now, none known
+        report.orders = len(order_ids)
+        accepted.waiting = order_ids
+        accepted.parsed = dict(checked.parsed)
+    else:
+        for order_id, stored in zip(order_ids, answers, strict=True):
+            if stored.conflict:
+                conflicts.append(order_id)
+            elif stored.duplicate and stored.handled:
+                report.duplicates += 1
+            else:
+                report.duplicates += stored.duplicate
+                report.orders += not stored.duplicate
+                accepted.waiting.append(order_id)
+                if order_id in checked.parsed:
+                    accepted.parsed[order_id] = checked.parsed[order_id]
     if conflicts:
         for order_id, lines in checked.lines_of(set(conflicts)).items():
             errors.extend(

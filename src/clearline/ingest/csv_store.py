@@ -6,17 +6,21 @@ statement text per event, ids from the column's default); the brand's known orde
 from the id array (a file of duplicates stops there: nothing to write). Should another session store one of
 the same orders meanwhile, the unique key refuses the ``COPY``: its savepoint is rolled back and
 `service.store_many` (insert-or-ignore) stores the file instead.
+The ``COPY`` is written in slices of orders through psycopg's queued writer: while PostgreSQL inserts one
+slice (its three indexes are most of its work), this process computes the next slice's digests and text.
 Elsewhere (SQLite) `service.store_many` does it with executemany.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import polars as pl
+from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
 from sqlalchemy import String, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -48,11 +52,11 @@ _COPY = (
     "COPY inbox_events (brand_id, source, kind, external_id, delivery_id, body, body_sha256, received_at, error)"
     " FROM STDIN"
 )
-_CHUNK = 1 << 20
+_SLICE = 8192  # orders per slice of the COPY: PostgreSQL starts on the first while the next is prepared
 _PROBE = 64  # ids looked up before trusting a file to be new
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stored:
     """One order's answer: stored now, or already there (``handled``: processed) with the same body or not."""
 
@@ -61,22 +65,32 @@ class Stored:
     conflict: bool = False
 
 
+NEW = Stored()  # every order of a new file gets this one answer
+
+
+def digests_of(bodies: Sequence[str]) -> list[str]:
+    """The bodies' SHA-256 in hex: `service.body_digest` of a canonical JSON body is the digest of its text."""
+    return [hashlib.sha256(body.encode()).hexdigest() for body in bodies]
+
+
 def store_orders(
     session: Session,
     *,
     brand_id: int,
     orders: pl.DataFrame,
-    digests: Sequence[str],
+    digests: Sequence[str] | None = None,
     delivery_id: str = "",
     source: str = "csv",
 ) -> list[Stored]:
-    """Store checked orders (``orders``: order_id, body; one row per order id) with their bodies' digests;
-    one answer per order in the same order. The new events' ids are not read back: the orders are found
-    again by their ids when they are processed."""
+    """Store checked orders (``orders``: order_id, body; one row per order id) with their bodies' digests
+    (`digests_of` the bodies when not given); one answer per order in the same order (`NEW` for each order
+    stored now). The new events' ids are not read back: the orders are found again by their ids when they
+    are processed."""
     ids: list[str] = orders["order_id"].to_list()
     if not ids:
         return []
     if session.get_bind().dialect.name != "postgresql":
+        digests = digests if digests is not None else digests_of(orders["body"].to_list())
         items = list(zip(ids, orders["body"].to_list(), digests, strict=True))
         stored = service.store_many(
             session, brand_id=brand_id, source=source, kind="order", items=items, delivery_id=delivery_id
@@ -90,9 +104,10 @@ def store_orders(
         try:
             with session.begin_nested():
                 _copy(session, brand_id, source, orders, digests, delivery_id)
-            return [Stored() for _ in ids]
+            return [NEW] * len(ids)
         except UniqueViolation:
             pass
+    digests = digests if digests is not None else digests_of(orders["body"].to_list())
     # The body is canonical JSON, so its digest is `service.body_digest` of it, as the stored ones are.
     # Two texts, split on the server: binding 2 × 80,000 list items cost more than the look-up itself.
     separator = "\n"
@@ -107,7 +122,7 @@ def store_orders(
     for position, external_id in enumerate(ids):
         if external_id in new_ids:
             fresh.append(position)
-            answers.append(Stored())
+            answers.append(NEW)
         elif external_id in waiting_ids:
             answers.append(Stored(duplicate=True))
         elif external_id in conflicting_ids:
@@ -129,7 +144,12 @@ def store_orders(
 
 
 def _copy(
-    session: Session, brand_id: int, source: str, orders: pl.DataFrame, digests: Sequence[str], delivery_id: str
+    session: Session,
+    brand_id: int,
+    source: str,
+    orders: pl.DataFrame,
+    digests: Sequence[str] | None,
+    delivery_id: str,
 ) -> None:
     received = utcnow().isoformat()
     # COPY's text format: a tab between columns, a backslash doubled. JSON bodies have no raw tab or line
@@ -140,25 +160,19 @@ def _copy(
     order_id = pl.col("order_id")
     if orders.select(order_id.str.contains(r"[\\\t\n\r]").any()).item():
         order_id = _escaped(order_id)
-    lines = orders.select(
-        pl.concat_str(
-            [
-                pl.lit(f"{brand_id}\t{_escape(source)}\torder"),
-                order_id,
-                pl.lit(_escape(delivery_id[:128])),
-                body,
-                pl.Series("digest", digests, dtype=pl.String),
-                pl.lit(f"{received}\t"),
-            ],
-            separator="\t",
-        )
-    ).to_series()
-    payload = (lines.str.join("\n").item() + "\n").encode()
+    head = pl.lit(f"{brand_id}\t{_escape(source)}\torder")
+    delivery = pl.lit(_escape(delivery_id[:128]))
+    tail = pl.lit(f"{received}\t")
     driver = session.connection().connection.driver_connection
-    with driver.cursor() as cursor, cursor.copy(_COPY) as copy:  # type: ignore[union-attr]
-        view = memoryview(payload)
-        for start in range(0, len(payload), _CHUNK):
-            copy.write(view[start : start + _CHUNK])
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    # The queued writer sends from its own thread: the next slice is prepared while the server inserts.
+    with cursor, cursor.copy(_COPY, writer=QueuedLibpqWriter(cursor)) as copy:
+        for start in range(0, orders.height, _SLICE):
+            part = orders.slice(start, _SLICE)
+            sums = digests[start : start + _SLICE] if digests is not None else digests_of(part["body"].to_list())
+            fields = [head, order_id, delivery, body, pl.Series("digest", sums, dtype=pl.String), tail]
+            lines = part.select(pl.concat_str(fields, separator="\t")).to_series()
+            copy.write((lines.str.join("\n").item() + "\n").encode())
 
 
 def _escape(value: str) -> str:
