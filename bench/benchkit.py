@@ -191,12 +191,13 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def postgres_backends_cpu(database_name: str) -> float:
+def postgres_backends_cpu(database_name: str, exclude: set[int] | frozenset[int] = frozenset()) -> float:
     """CPU seconds used so far by the PostgreSQL backends connected to one database (read from /proc: the server
-    runs on this machine). A backend's title is "postgres: [<cluster>:] <user> <database> <client> <state>"."""
+    runs on this machine), but those in ``exclude``. A backend's title is "postgres: [<cluster>:] <user> <database>
+    <client> <state>"."""
     total = 0.0
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) in exclude:
             continue
         try:
             title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")

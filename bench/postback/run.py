@@ -15,7 +15,12 @@ per connection count:
    lines from the brand's catalog) are built and signed (Standard Webhooks) right before wrk starts, so no
    timestamp is older than the 300 s tolerance; wrk (postback.lua) sends each exactly once and records the
    order id of every 200 answer; run.py stops wrk when the last answer is in;
-4. drain: the server's background drainer is watched for at most --drain-seconds working off the backlog.
+4. drain: the drainer is watched for at most --drain-seconds working off the backlog.
+Where processing runs (--drain): `serve`, the server's own background drainer sharing its process (the default on
+SQLite, whose single writer the two would otherwise queue on), or `worker`, a `clearline worker --no-jobs` process
+at nice 10 beside `serve --` started with CLEARLINE_DRAIN_IN_SERVE=false (the default on PostgreSQL). The worker's
+CPU (its process and its PostgreSQL backends, told apart by application_name) is reported beside the server's,
+not in it: the server's figure is the intake's.
 After each measured run the inbox is compared with the answers: every order answered 200 must be stored, and
 the counts must be equal (processing comes after the 200; how far it got is reported beside). Last, the crash
 check: a postback run during which the server is killed with SIGKILL; every order answered 200 before the kill
@@ -30,6 +35,7 @@ import contextlib
 import datetime as dt
 import http.client
 import json
+import os
 import random
 import signal
 import subprocess
@@ -87,6 +93,7 @@ class WrkRun:
     complete: bool = True
     oldest_signature_s: float = 0.0
     waited_s: float = 0.0  # before a baseline: how long the server took to answer /healthz again
+    worker_cpu_s: float = 0.0  # --drain worker: the worker's process and backends during the run
 
     @property
     def good(self) -> int:
@@ -223,9 +230,32 @@ def parse_result(done: subprocess.CompletedProcess[str]) -> dict:  # type: ignor
     return json.loads(line.removeprefix("BENCH-RESULT "))  # type: ignore[no-any-return]
 
 
-def server_cpu(server: subprocess.Popen[bytes], database: str | None) -> float:
-    cpu = benchkit.process_cpu_seconds(server.pid)
-    return cpu + (benchkit.postgres_backends_cpu(database) if database else 0.0)
+WORKER_APP_NAME = "clearline-worker"  # the worker's PostgreSQL connections, told apart from the server's
+
+
+def worker_backends(args: argparse.Namespace) -> set[int]:
+    """The pids of the worker's PostgreSQL backends (asked of the server's maintenance database, not the bench's)."""
+    if args.worker is None or not args.pg_database:
+        return set()
+    import psycopg
+
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+            (args.pg_database, WORKER_APP_NAME),
+        ).fetchall()
+    return {pid for (pid,) in rows}
+
+
+def cpu_reading(args: argparse.Namespace, server: subprocess.Popen[bytes]) -> tuple[float, float]:
+    """(server CPU s, worker CPU s) so far: each process with its own PostgreSQL backends."""
+    server_s = benchkit.process_cpu_seconds(server.pid)
+    worker_s = benchkit.process_cpu_seconds(args.worker.pid) if args.worker is not None else 0.0
+    if args.pg_database:
+        theirs = worker_backends(args)
+        server_s += benchkit.postgres_backends_cpu(args.pg_database, exclude=theirs)
+        worker_s += sum(benchkit.process_cpu_seconds(pid) for pid in theirs)
+    return server_s, worker_s
 
 
 def wrk_redirect(
@@ -233,7 +263,7 @@ def wrk_redirect(
 ) -> WrkRun:
     hook = args.work / "redirect.lua"
     hook.write_text(REDIRECT_HOOK)
-    before = server_cpu(server, args.pg_database)
+    before = cpu_reading(args, server)[0]
     command = [
         WRK,
         f"-t{args.threads}",
@@ -246,7 +276,7 @@ def wrk_redirect(
     ]
     data = parse_result(subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120))
     return WrkRun(
-        "redirect", connections, data, server_cpu(server, args.pg_database) - before, data["duration_us"] / 1e6
+        "redirect", connections, data, cpu_reading(args, server)[0] - before, data["duration_us"] / 1e6
     )
 
 
@@ -279,7 +309,7 @@ def wrk_postbacks(
         str(script),
         f"http://127.0.0.1:{port}/",
     ]
-    before = server_cpu(server, args.pg_database)
+    before, worker_before = cpu_reading(args, server)
     started = time.monotonic()
     complete = True
     with benchkit.child(command, log=args.work / "wrk.out") as proc:
@@ -302,7 +332,8 @@ def wrk_postbacks(
             complete = all((args.work / f"done-{t}").exists() for t in range(args.threads))
     finished = time.time()
     wall = time.monotonic() - started
-    cpu = server_cpu(server, args.pg_database) - before if server.poll() is None else 0.0
+    after, worker_after = cpu_reading(args, server)
+    cpu = after - before if server.poll() is None else 0.0
     output = (args.work / "wrk.out").read_text(errors="replace")
     (args.work / "wrk.out").unlink()
     data = parse_result(subprocess.CompletedProcess(command, proc.returncode, output, ""))
@@ -311,6 +342,7 @@ def wrk_postbacks(
     answered_span = data["last_at"] - data["first_at"] if data["first_at"] else 0.0
     elapsed = answered_span if answered_span > 0 else wall
     run = WrkRun(label, connections, data, cpu, elapsed, read_answered(args.work, args.threads), complete)
+    run.worker_cpu_s = worker_after - worker_before
     run.oldest_signature_s = finished - built_at
     return run
 
@@ -462,8 +494,16 @@ def parse_args() -> argparse.Namespace:
         default=60,
         help="after each measured run, watch the drainer work off the backlog for at most this long (default 60)",
     )
+    parser.add_argument(
+        "--drain",
+        choices=("serve", "worker"),
+        help="where processing runs: in serve's process, or a `clearline worker` beside it "
+        "(default: serve on SQLite, worker on PostgreSQL)",
+    )
     parser.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args()
+    args.drain = args.drain or ("worker" if args.database_url else "serve")
+    args.worker = None
     if args.database_url and not args.database_url.startswith("postgres"):
         parser.error("--database-url must be a postgresql:// URL")
     if args.seconds * 2 > TOLERANCE_S - 60:
@@ -499,7 +539,12 @@ def main() -> int:
         port = benchkit.free_port()
         log = work / "server.log"
         serve = [str(benchkit.BIN / "clearline"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-        server = stack.enter_context(benchkit.child(serve, log=log))
+        serve_env = dict(os.environ, CLEARLINE_DRAIN_IN_SERVE="false") if args.drain == "worker" else None
+        server = stack.enter_context(benchkit.child(serve, log=log, env=serve_env))
+        if args.drain == "worker":
+            drain = ["nice", "-n", "10", str(benchkit.BIN / "clearline"), "worker", "--no-jobs"]
+            worker_env = dict(os.environ, PGAPPNAME=WORKER_APP_NAME)
+            args.worker = stack.enter_context(benchkit.child(drain, log=work / "worker.log", env=worker_env))
         benchkit.wait_for_http(server, port, log=log)
         status, headers, _ = benchkit.http_get(port, f"/r/{program.link_code}")
         if status != 302 or "clid=" not in headers.get("location", ""):
@@ -532,6 +577,12 @@ def main() -> int:
                 args, server, port, "calibration", connections, exact=False, seconds=3, built_at=time.time()
             )
             count = max(int(calibration.rate * args.seconds), 20 * connections, 200)
+            # The measured run starts on a worked-off inbox, as the redirect baselines did: the calibration's
+            # backlog is the processing's to catch up with now, not during the measurement.
+            print(f"{connections} connections: waiting for the calibration's backlog to be processed ...", flush=True)
+            calibration_drain = measure_drain(engine, "calibration", args.drain_seconds * 3)
+            if calibration_drain.left:
+                print(f"  ({calibration_drain.left:,} events still waiting: the measured run shares with them)")
             print(
                 f"{connections} connections: {count:,} postbacks (calibrated at {calibration.rate:,.0f}/s) ...",
                 flush=True,
@@ -582,7 +633,13 @@ def render(
         "Clearline signed postback benchmark",
         "  " + ", ".join(f"{k}: {v}" for k, v in facts.items()),
         f"  database: {'PostgreSQL (temporary database)' if args.database_url else 'SQLite (temporary file)'}; "
-        f"server: clearline serve (one process, as shipped); wrk -t{args.threads} on loopback",
+        f"server: clearline serve (one process, as shipped); processing: "
+        + (
+            "a `clearline worker` process at nice 10 (serve with CLEARLINE_DRAIN_IN_SERVE=false)"
+            if args.drain == "worker"
+            else "serve's own drainer, in its process"
+        )
+        + f"; wrk -t{args.threads} on loopback",
         "",
     ]
     rows = []
@@ -599,6 +656,7 @@ def render(
                     f"{run.data['p90_us'] / 1e3:.2f}",
                     f"{run.data['p99_us'] / 1e3:.2f}",
                     f"{run.server_cpu_s * 1e6 / run.good:,.0f}" if run.good else "-",
+                    *([f"{run.worker_cpu_s:.2f}"] if args.drain == "worker" else []),
                     run.errors,
                 ]
             )
@@ -614,6 +672,7 @@ def render(
                 "p90 ms",
                 "p99 ms",
                 "server CPU µs/req",
+                *(["worker CPU s"] if args.drain == "worker" else []),
                 "errors",
             ],
             rows,
@@ -622,7 +681,12 @@ def render(
     lines += [
         "  (server CPU: the clearline serve process"
         + (" plus the database's PostgreSQL backends" if args.database_url else "")
-        + ", from /proc)",
+        + ", from /proc"
+        + (
+            "; worker CPU: the worker process and its backends during the run, not in the server's figure)"
+            if args.drain == "worker"
+            else ")"
+        ),
         "",
         "Drainer (processing after the 200: attribution, commission, ledger), watched after each measured run",
         benchkit.table(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -54,8 +55,9 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
-def create_app(*, jobs: bool = False) -> FastAPI:
-    """The application. ``jobs`` also runs the periodic-job consumer in-process (``clearline serve``)."""
+def create_app(*, jobs: bool = False, served: bool = False) -> FastAPI:
+    """The application. ``jobs`` also runs the periodic-job consumer in-process; ``served`` (``clearline serve``)
+    also takes what start-up loaded out of the garbage collector's reach."""
     from clearline.config import get_settings
     from clearline.kit.db import get_engine
     from clearline.link.redirect import Redirector
@@ -76,6 +78,11 @@ def create_app(*, jobs: bool = False) -> FastAPI:
             from clearline.kit.jobs import start_consumer
 
             consumer = start_consumer()
+        if served:
+            # Everything loaded so far (modules, the app, the link map) lives as long as the process: moved out of
+            # the collector's generations, a full collection no longer walks ~180,000 objects (25-55 ms here, a
+            # pause every request queued behind it waits out) but only what requests left behind.
+            gc.freeze()
         try:
             yield
         finally:
@@ -132,5 +139,5 @@ def create_app(*, jobs: bool = False) -> FastAPI:
 def create_served_app() -> RedirectMiddleware:
     """What `clearline serve` runs: the application plus the in-process periodic jobs, behind the redirect
     hot path as the outermost ASGI callable (a redirect meets no framework layer; lifespan reaches FastAPI)."""
-    app = create_app(jobs=True)
+    app = create_app(jobs=True, served=True)
     return RedirectMiddleware(app, app.state.redirector)

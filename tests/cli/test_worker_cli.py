@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from clearline.app import create_app
 from clearline.config import get_settings
+from clearline.ingest import drainer
 from clearline.ingest import service as ingest
 from clearline.kit.db import engine_for
 from clearline.models import CommissionLine, InboxEvent, Order
@@ -98,6 +99,32 @@ class TestWorkerDrains:
         )
         assert done.returncode != 0
         assert "nothing to run" in done.stdout + done.stderr
+
+
+class TestArrivalWatch:
+    """Beside a busy intake the worker keeps to small, rare batches: it sees the intake busy from the inbox."""
+
+    def test_an_event_that_just_arrived_makes_the_intake_busy_and_an_older_one_not(self, program: Program) -> None:
+        engine = engine_for(program.url)
+        assert drainer.ArrivalWatch(engine)() is False  # an empty inbox
+
+        event_id = _store_order(program, "W-2")
+        assert drainer.ArrivalWatch(engine, gap=5.0)() is True
+
+        with Session(engine) as session:
+            event = session.get(InboxEvent, event_id)
+            assert event is not None
+            event.received_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=10)
+            session.commit()
+        assert drainer.ArrivalWatch(engine, gap=5.0)() is False
+
+    def test_it_asks_the_database_at_most_every_interval(self, program: Program) -> None:
+        watch = drainer.ArrivalWatch(engine_for(program.url), gap=5.0, every=60.0)
+        assert watch() is False
+        _store_order(program, "W-3")
+        assert watch() is False  # the answer of a moment ago, not a query per step
+        watch.every = 0.0
+        assert watch() is True
 
 
 class TestServeWithoutDrain:

@@ -163,13 +163,17 @@ def worker(
     ),
     batch: int = typer.Option(200, min=1, help="Inbox events per drain transaction."),
     poll: float = typer.Option(0.25, min=0.01, help="Seconds between looks at the inbox when it was empty."),
+    lag_target: float = typer.Option(
+        2.0, min=0, help="While postbacks arrive, how far processing may lag before it takes over 10 % of the time."
+    ),
+    lag_limit: float = typer.Option(30.0, min=0, help="The lag at which it takes 90 % (linear in between)."),
 ) -> None:
     """Run background work outside `serve`: the periodic jobs and the inbox drainer. Stops gracefully on
     SIGINT or SIGTERM: the drain batch in progress is committed, the jobs consumer finishes its task."""
     import signal
     import threading
 
-    from clearline.ingest.drainer import Drainer
+    from clearline.ingest.drainer import ArrivalWatch, Drainer
     from clearline.kit.db import get_engine
 
     if not (jobs or drain):
@@ -185,8 +189,17 @@ def worker(
         for signum in (signal.SIGINT, signal.SIGTERM):  # the consumer's start took them over
             signal.signal(signum, lambda *_: stop.set())
     if drain:
-        # Its own process: nothing here shares the interpreter with an intake, so every batch runs full size.
-        drainer = Drainer(get_engine(), batch_size=batch, poll_interval=poll)
+        # Beside the intake's process it still shares the machine and the database: while postbacks arrive it
+        # keeps to the same adaptive share as serve's own drainer (clearline/ingest/drainer.py).
+        engine = get_engine()
+        drainer = Drainer(
+            engine,
+            batch_size=batch,
+            poll_interval=poll,
+            busy=ArrivalWatch(engine),
+            lag_target=lag_target,
+            lag_limit=max(lag_limit, lag_target),
+        )
         drainer.start()
     running = ", ".join(name for name, on in (("jobs", jobs), ("drain", drain)) if on)
     console.print(f"worker running ({running}); Ctrl-C to stop")

@@ -25,6 +25,7 @@ has just claimed (how far processing is behind the intake):
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -65,6 +66,34 @@ def drain_once(session: Session, *, limit: int | None = None, stats: dict[str, f
     for error in service.process_batch(session, events).values():
         counts["failed" if error else "processed"] += 1
     return counts
+
+
+class ArrivalWatch:
+    """``busy`` for a drainer in a process of its own (`clearline worker`): the intake counts as busy while the
+    newest inbox event arrived less than ``gap`` seconds ago. It asks the database at most every ``every`` seconds
+    (one row by primary key), so a worker beside a busy intake keeps to small, rare batches until the lag says
+    processing must catch up, as the drainer inside `serve` does."""
+
+    def __init__(self, engine: Engine, *, gap: float = 0.25, every: float = 0.1) -> None:
+        self.engine = engine
+        self.gap = gap
+        self.every = every
+        self._asked = float("-inf")
+        self._busy = False
+        self._newest = select(InboxEvent.received_at).order_by(InboxEvent.id.desc()).limit(1)
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._asked >= self.every:
+            with self.engine.connect() as conn:
+                newest = conn.scalar(self._newest)
+            self._asked = now
+            self._busy = newest is not None and time.time() - _epoch(newest) < self.gap
+        return self._busy
+
+
+def _epoch(at: dt.datetime) -> float:
+    return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).timestamp()
 
 
 @dataclass(frozen=True)
