@@ -108,8 +108,8 @@ def _reference(data: str):  # type: ignore[no-untyped-def]
     return sorted((e.line, e.column, e.message) for e in errors), bodies, count
 
 
-def _columnwise(data: str):  # type: ignore[no-untyped-def]
-    checked = csv_import.check_file(data)
+def _columnwise(data: str, part_rows: int = csv_import.PART_ROWS):  # type: ignore[no-untyped-def]
+    checked = csv_import.check_file(data, part_rows=part_rows)
     bodies = dict(zip(checked.orders["order_id"], checked.orders["body"], strict=True))
     return sorted((e.line, e.column, e.message) for e in checked.errors), bodies, checked.rows
 
@@ -124,6 +124,11 @@ class TestColumnwiseCheckAgreesWithTheReference:
     @given(data=files(odd_one_in=40))
     def test_mostly_good_files_get_the_same_errors_orders_and_bodies(self, data: str) -> None:
         assert _answers(lambda: _columnwise(data)) == _answers(lambda: _reference(data))
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(data=files(), part_rows=st.integers(1, 4))
+    def test_the_same_holds_when_the_file_is_checked_in_parts(self, data: str, part_rows: int) -> None:
+        assert _answers(lambda: _columnwise(data, part_rows)) == _answers(lambda: _reference(data))
 
     @settings(max_examples=100, deadline=None)
     @given(data=files())
@@ -191,3 +196,22 @@ def test_the_written_out_whitespace_is_exactly_what_str_strip_removes() -> None:
     from clearline.ingest import csv_check
 
     assert "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()) == csv_check.PY_WHITESPACE
+
+
+@pytest.mark.parametrize("part_rows", [1, 2, 3])
+def test_a_file_cut_into_parts_between_orders_gets_the_reference_answers(part_rows: int) -> None:
+    data = ",".join(csv_import.COLUMNS) + "\n"
+    data += "A-1,2026-11-20T10:00:00Z,USD,SKU-1,2,9.50,1.00,ANNA10,,cust-1,true\n"
+    data += "A-1,2026-11-20T10:00:00Z,USD,SKU-2,1,10,,ANNA10,,cust-1,true\n"
+    data += "B-2,2026-11-20T10:00:00,USD,SKU-1,1,9.50,,,,,\n"  # no offset: outside the plain subset, refused
+    data += "C-3, 2026-11-20T10:00:00Z ,usd,SKU-1,1,9.50,,,,,maybe\n"  # refused by the reference
+    data += "D-4,2026-11-20T10:00:00Z,USD,SKU-1,1,9.50,,,,,\n"
+    data += "D-4,2026-11-20T10:00:00Z,USD,SKU-3,3,1.5,,,,,\n"
+    data += "E-5,2026-11-20T10:00:00+01:00,JPY,SKU-1,1,950,,,,,\n"
+
+    parts = csv_import._parts(csv_import.FileCheck(data, part_rows=part_rows).usable, part_rows)
+    checked = csv_import.check_file(data, part_rows=part_rows)
+
+    assert len(parts) > 1
+    assert _columnwise(data, part_rows) == _reference(data)
+    assert checked.orders["order_id"].to_list() == ["A-1", "D-4", "E-5"]

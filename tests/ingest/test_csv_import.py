@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 
 import pytest
 from sqlalchemy import select
@@ -184,3 +185,51 @@ class TestImportOrders:
 
         with pytest.raises(ForbiddenError):
             _import(db, shop, good_file(shop.coupon_code), actor=ops)
+
+
+class TestImportInParts:
+    """A new file goes into the inbox part by part while the rest is checked (on PostgreSQL; SQLite stores it
+    after the check): whatever was sent is rolled back when a later part has a bad row or a known order."""
+
+    @pytest.fixture(autouse=True)
+    def _small_parts(self, monkeypatch):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(csv_import, "PART_ROWS", 1)
+
+    def test_a_bad_row_in_a_later_part_names_every_bad_row_and_stores_nothing(self, db, shop):
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        data = good_file(shop.coupon_code) + (
+            f"C-3,{now},USD,SKU-C1,zero,9.50,,,,cust-3,\n"  # line 5: quantity
+            f"C-4,{now},USD,SKU-C1,1,9.50,,,,cust-4,false\n"
+            f"C-5,{now},XXX,SKU-C1,1,9.50,,,,cust-5,\n"  # line 7: currency
+        )
+
+        with pytest.raises(ValidationFailedError) as caught:
+            _import(db, shop, data)
+
+        assert _named(caught.value.details) == {(5, "quantity"), (7, "currency")}
+        assert counts(db, shop.brand_id)["events"] == 0
+        assert counts(db, shop.brand_id)["orders"] == 0
+
+    def test_quarantine_stores_every_part_s_good_orders(self, db, shop):
+        report = _import(db, shop, bad_file(shop.coupon_code), quarantine=True)
+
+        assert report.orders == 1
+        assert {(e.line, e.column) for e in report.rejected} == BAD_ROWS
+        assert counts(db, shop.brand_id)["events"] == 1
+
+    def test_a_known_order_the_sample_missed_is_a_duplicate_and_the_rest_is_stored(self, db, shop, caplog):
+        when = "2026-11-20T10:00:00Z"
+        first = good_file(shop.coupon_code, when=when)
+        _import(db, shop, first)
+        known = first.splitlines()[3]  # C-2, one row
+        rows = [f"N-{n:03d},{when},USD,SKU-C1,1,9.50,,,,cust-{n},false" for n in range(199)]
+        data = HEADER + "\n".join([rows[0], known, *rows[1:]]) + "\n"  # every 3rd row is sampled: not line 3
+
+        with caplog.at_level(logging.INFO, logger="clearline.ingest.csv_import"):
+            report = _import(db, shop, data)
+
+        assert (report.orders, report.duplicates, report.rejected) == (199, 1, [])
+        if db.get_bind().dialect.name == "postgresql":  # the unique key refused the streamed COPY
+            assert "a known order in orders.csv" in caplog.text
+        assert counts(db, shop.brand_id)["events"] == 201
+        assert counts(db, shop.brand_id)["orders"] == 201

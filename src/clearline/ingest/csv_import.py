@@ -12,11 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+from psycopg.errors import UniqueViolation
 from pydantic import ValidationError
 from sqlalchemy import String, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -32,6 +35,9 @@ from clearline.models import Brand, InboxEvent
 COLUMNS = csv_check.COLUMNS
 REQUIRED = csv_check.REQUIRED
 IMPORTERS = ("finance",)
+PART_ROWS = 25_000  # rows per part of a file: checked, then sent to the inbox while the next one is checked
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -220,18 +226,73 @@ class CheckedFile:
         }
 
 
-def check_file(data: bytes | str) -> CheckedFile:
-    """Check the whole file column-wise; orders outside the plain subset go through `check_order`."""
-    frame = csv_check.read_frame(data)
-    extra = frame.filter(pl.col("extra"))
-    unnamed = frame.filter(~pl.col("extra") & (pl.col("order_id") == ""))
-    errors = [csvio.RowError(line, "row", "more fields than the header") for line in extra["line"]]
-    errors += [csvio.RowError(line, "order_id", "required") for line in unnamed["line"]]
-    usable = frame.filter(~pl.col("extra") & (pl.col("order_id") != ""))
-    every = csv_check.plain_orders(usable, escape=csv_check.needs_escaping(data))
-    plain = every.filter(pl.col("plain")).drop("plain")
-    parsed: dict[str, schemas.OrderIn] = {}
-    if plain.height < every.height:
+def _parts(rows: pl.DataFrame, part_rows: int) -> list[pl.DataFrame]:
+    """The rows cut into parts of about ``part_rows`` rows, never inside an order. Only a file whose orders
+    each sit on consecutive rows is cut (any other is one part): each part then holds whole orders, and the
+    parts in turn list the orders in the order of their first line."""
+    if rows.height <= part_rows:
+        return [rows]
+    starts = rows.select((pl.col("order_id") != pl.col("order_id").shift(1)).fill_null(True)).to_series()
+    if starts.sum() != rows["order_id"].n_unique():
+        return [rows]
+    first_rows = starts.arg_true()  # where each order's rows begin
+    cuts = {
+        int(first_rows[i])
+        for i in first_rows.search_sorted(pl.Series(range(part_rows, rows.height, part_rows)))
+        if i < len(first_rows)
+    }
+    bounds = [0, *sorted(cuts - {0}), rows.height]
+    return [rows.slice(a, b - a) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+class FileCheck:
+    """A file checked column-wise, part after part (whole orders each, in the file's order): `parts` yields
+    each part's good orders (order_id, body, first_line) once it is checked, so they can be stored while the
+    next part is checked; `result` finishes the check and answers for the whole file. Orders outside the plain
+    subset go through `check_order`. ``seconds``: the time spent checking."""
+
+    def __init__(self, data: bytes | str, *, part_rows: int | None = None) -> None:
+        started = time.perf_counter()
+        self.frame = csv_check.read_frame(data)
+        frame = self.frame
+        extra = frame.filter(pl.col("extra"))
+        unnamed = frame.filter(~pl.col("extra") & (pl.col("order_id") == ""))
+        self.errors = [csvio.RowError(line, "row", "more fields than the header") for line in extra["line"]]
+        self.errors += [csvio.RowError(line, "order_id", "required") for line in unnamed["line"]]
+        self.usable = frame.filter(~pl.col("extra") & (pl.col("order_id") != ""))
+        self.parsed: dict[str, schemas.OrderIn] = {}
+        self._escape = csv_check.needs_escaping(data)
+        self._orders: list[pl.DataFrame] = []
+        self._pending = self._check(_parts(self.usable, part_rows or PART_ROWS))
+        self.seconds = time.perf_counter() - started
+
+    def sample_ids(self, size: int = 64) -> list[str]:
+        """About ``size`` order ids of the file's rows, spread over it."""
+        return self.usable["order_id"].gather_every(max(1, self.usable.height // size)).to_list()
+
+    def parts(self) -> Iterator[pl.DataFrame]:
+        return self._pending
+
+    def result(self) -> CheckedFile:
+        for _ in self._pending:
+            pass
+        self.errors.sort(key=lambda e: (e.line, e.column))
+        orders = pl.concat(self._orders) if self._orders else pl.DataFrame(schema=_ORDERS)
+        return CheckedFile(self.frame.height, self.errors, orders, self.parsed, self.frame)
+
+    def _check(self, parts: list[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        for rows in parts:
+            started = time.perf_counter()
+            orders = self._check_part(rows)
+            self._orders.append(orders)
+            self.seconds += time.perf_counter() - started
+            yield orders
+
+    def _check_part(self, usable: pl.DataFrame) -> pl.DataFrame:
+        every = csv_check.plain_orders(usable, escape=self._escape)
+        plain = every.filter(pl.col("plain")).drop("plain")
+        if plain.height == every.height:
+            return plain
         rest = usable.filter(pl.col("order_id").is_in(every.filter(~pl.col("plain"))["order_id"].implode()))
         grouped: dict[str, Rows] = {}
         for row in rest.select("line", *COLUMNS).iter_rows(named=True):
@@ -240,15 +301,22 @@ def check_file(data: bytes | str) -> CheckedFile:
         for order_id, rows in grouped.items():
             order, payload, problems = check_order(rows)
             if problems or order is None:
-                errors.extend(problems + _whole_order(order_id, rows, problems))
+                self.errors.extend(problems + _whole_order(order_id, rows, problems))
             else:
-                parsed[order_id] = order
+                self.parsed[order_id] = order
                 accepted.append((order_id, _body(payload), rows[0][0]))
         if accepted:
             more = pl.DataFrame(accepted, schema=plain.schema, orient="row")
             plain = pl.concat([plain, more]).sort("first_line")
-    errors.sort(key=lambda e: (e.line, e.column))
-    return CheckedFile(frame.height, errors, plain, parsed, frame)
+        return plain
+
+
+_ORDERS = {"order_id": pl.String, "body": pl.String, "first_line": pl.Int64}
+
+
+def check_file(data: bytes | str, *, part_rows: int | None = None) -> CheckedFile:
+    """Check the whole file column-wise; orders outside the plain subset go through `check_order`."""
+    return FileCheck(data, part_rows=part_rows).result()
 
 
 def accept_orders(
@@ -265,17 +333,29 @@ def accept_orders(
     ``quarantine``: good orders are stored and bad rows are reported for a rejects file."""
     actor.require(*IMPORTERS, brand_id=brand.id)
     started = time.perf_counter()
-    checked = check_file(data)
+    checking = FileCheck(data)
+    if not checking.frame.height:
+        checking.errors.append(csvio.RowError(2, "file", "no data rows"))
+    # A new file (none of a sample of its ids known) goes into the inbox part by part as it is checked; a
+    # file already refused (a row without an order id, too many fields) is only checked, to name every bad row.
+    streamed = (
+        not (checking.errors and not quarantine)
+        and csv_store.streams(session)
+        and csv_store.looks_new(session, brand_id=brand.id, ids=checking.sample_ids())
+        and _stream(session, checking, brand_id=brand.id, quarantine=quarantine, filename=filename)
+    )
+    checked = checking.result()
     errors = checked.errors
     report = CsvReport(rows=checked.rows)
-    if not checked.rows:
-        errors.append(csvio.RowError(2, "file", "no data rows"))
     if errors and not quarantine:
         raise _refused(errors)
-    stamped = time.perf_counter()
     orders = checked.orders
-    answers = csv_store.store_orders(
-        session, brand_id=brand.id, orders=orders.select("order_id", "body"), delivery_id=filename
+    answers = (
+        [csv_store.NEW] * orders.height
+        if streamed
+        else csv_store.store_orders(
+            session, brand_id=brand.id, orders=orders.select("order_id", "body"), delivery_id=filename
+        )
     )
     accepted = Accepted(brand_id=brand.id)
     conflicts: list[str] = []
@@ -307,8 +387,34 @@ def accept_orders(
         raise _refused(errors)
     report.rejected = errors
     report.source_rows = checked.source_rows({e.line for e in errors})
-    report.seconds = {"check": stamped - started, "store": time.perf_counter() - stamped}
+    # Checking and storing overlap for a new file: "store" is the rest of the wall time, mostly the server's.
+    report.seconds = {"check": checking.seconds, "store": time.perf_counter() - started - checking.seconds}
     return report, accepted
+
+
+class _Abandoned(Exception):
+    """A bad row found while the file was being sent: what was sent is rolled back."""
+
+
+def _stream(session: Session, checking: FileCheck, *, brand_id: int, quarantine: bool, filename: str) -> bool:
+    """Send each part's good orders to the inbox while the next part is checked; whether all of the file's
+    good orders are stored. A bad row (without ``quarantine``) stops the sending and rolls back what was
+    sent, the check going on to name every bad row; a known order among them (the unique key refuses the
+    COPY) rolls it back too, and the file is stored the other way."""
+    try:
+        with csv_store.streaming(session, brand_id=brand_id, delivery_id=filename) as send:
+            for orders in checking.parts():
+                if checking.errors and not quarantine:
+                    continue
+                send(orders.select("order_id", "body"), None)
+            if checking.errors and not quarantine:
+                raise _Abandoned
+    except _Abandoned:
+        return False
+    except UniqueViolation:
+        log.info("a known order in %s: its orders are looked up and stored one way or the other", filename)
+        return False
+    return True
 
 
 def _refused(errors: list[csvio.RowError]) -> ValidationFailedError:

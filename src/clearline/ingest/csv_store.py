@@ -8,6 +8,8 @@ the same orders meanwhile, the unique key refuses the ``COPY``: its savepoint is
 `service.store_many` (insert-or-ignore) stores the file instead.
 The ``COPY`` is written in slices of orders through psycopg's queued writer: while PostgreSQL inserts one
 slice (its three indexes are most of its work), this process computes the next slice's digests and text.
+`streaming` keeps such a ``COPY`` open while the caller checks the rest of its file, part after part (an
+exception inside, such as a bad row found later, rolls back the whole of it).
 Elsewhere (SQLite) `service.store_many` does it with executemany.
 """
 
@@ -16,10 +18,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import polars as pl
+from psycopg import Copy
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
 from sqlalchemy import String, bindparam, text
@@ -99,11 +103,10 @@ def store_orders(
     where = {"brand_id": brand_id, "source": source, "kind": "order"}
     # A new file is the common case: when none of a sample of its ids is known, it goes in by one COPY with no
     # look-up at all; the unique key still refuses any known one, and then every id is looked up.
-    probe = ids[:: max(1, len(ids) // _PROBE)]
-    if not session.execute(_KNOWN, {**where, "ids": probe}).first():
+    if looks_new(session, brand_id=brand_id, ids=ids, source=source):
         try:
-            with session.begin_nested():
-                _copy(session, brand_id, source, orders, digests, delivery_id)
+            with streaming(session, brand_id=brand_id, delivery_id=delivery_id, source=source) as send:
+                send(orders, digests)
             return [NEW] * len(ids)
         except UniqueViolation:
             pass
@@ -131,8 +134,8 @@ def store_orders(
             answers.append(done)
     if fresh:
         try:
-            with session.begin_nested():
-                _copy(session, brand_id, source, orders[fresh], [digests[i] for i in fresh], delivery_id)
+            with streaming(session, brand_id=brand_id, delivery_id=delivery_id, source=source) as send:
+                send(orders[fresh], [digests[i] for i in fresh])
         except UniqueViolation:  # another session stored some of them meanwhile: insert-or-ignore sorts it out
             log.warning("COPY into the inbox refused; storing the %d orders by insert-or-ignore", len(ids))
             items = list(zip(ids, orders["body"].to_list(), digests, strict=True))
@@ -143,15 +146,46 @@ def store_orders(
     return answers
 
 
-def _copy(
-    session: Session,
-    brand_id: int,
-    source: str,
-    orders: pl.DataFrame,
-    digests: Sequence[str] | None,
-    delivery_id: str,
-) -> None:
+def streams(session: Session) -> bool:
+    """Whether `streaming` works on this session's database (PostgreSQL's COPY)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def looks_new(session: Session, *, brand_id: int, ids: Sequence[str], source: str = "csv") -> bool:
+    """Whether none of a sample of these order ids is in the brand's inbox yet (then a file is stored by COPY
+    without looking its ids up; the unique key refuses the COPY should one of the others be known)."""
+    if not ids:
+        return True
+    probe = list(ids[:: max(1, len(ids) // _PROBE)])
+    where = {"brand_id": brand_id, "source": source, "kind": "order", "ids": probe}
+    return session.execute(_KNOWN, where).first() is None
+
+
+Send = Callable[[pl.DataFrame, Sequence[str] | None], None]
+
+
+@contextmanager
+def streaming(session: Session, *, brand_id: int, delivery_id: str = "", source: str = "csv") -> Iterator[Send]:
+    """One ``COPY`` of new orders into the inbox, in a savepoint, fed by the function it yields: each call
+    sends checked orders (order_id, body) with their bodies' digests (`digests_of` them when None). An
+    exception inside ends the COPY and rolls all of it back, as does the unique key's refusal of a known
+    order (`UniqueViolation` out of the block). PostgreSQL only (`streams`)."""
     received = utcnow().isoformat()
+    head = f"{brand_id}\t{_escape(source)}\torder"
+    delivery = _escape(delivery_id[:128])
+    with session.begin_nested():
+        driver = session.connection().connection.driver_connection
+        cursor = driver.cursor()  # type: ignore[union-attr]
+        # The queued writer sends from its own thread: the next slice is prepared while the server inserts.
+        with cursor, cursor.copy(_COPY, writer=QueuedLibpqWriter(cursor)) as copy:
+
+            def send(orders: pl.DataFrame, digests: Sequence[str] | None = None) -> None:
+                _send(copy, orders, digests, head, delivery, received)
+
+            yield send
+
+
+def _send(copy: Copy, orders: pl.DataFrame, digests: Sequence[str] | None, head: str, delivery: str, at: str) -> None:
     # COPY's text format: a tab between columns, a backslash doubled. JSON bodies have no raw tab or line
     # break, nor a backslash unless a value had one; an order id might, and is escaped then.
     body = pl.col("body")
@@ -160,19 +194,12 @@ def _copy(
     order_id = pl.col("order_id")
     if orders.select(order_id.str.contains(r"[\\\t\n\r]").any()).item():
         order_id = _escaped(order_id)
-    head = pl.lit(f"{brand_id}\t{_escape(source)}\torder")
-    delivery = pl.lit(_escape(delivery_id[:128]))
-    tail = pl.lit(f"{received}\t")
-    driver = session.connection().connection.driver_connection
-    cursor = driver.cursor()  # type: ignore[union-attr]
-    # The queued writer sends from its own thread: the next slice is prepared while the server inserts.
-    with cursor, cursor.copy(_COPY, writer=QueuedLibpqWriter(cursor)) as copy:
-        for start in range(0, orders.height, _SLICE):
-            part = orders.slice(start, _SLICE)
-            sums = digests[start : start + _SLICE] if digests is not None else digests_of(part["body"].to_list())
-            fields = [head, order_id, delivery, body, pl.Series("digest", sums, dtype=pl.String), tail]
-            lines = part.select(pl.concat_str(fields, separator="\t")).to_series()
-            copy.write((lines.str.join("\n").item() + "\n").encode())
+    for start in range(0, orders.height, _SLICE):
+        part = orders.slice(start, _SLICE)
+        sums = digests[start : start + _SLICE] if digests is not None else digests_of(part["body"].to_list())
+        fields = [pl.lit(head), order_id, pl.lit(delivery), body, pl.Series("digest", sums, dtype=pl.String)]
+        lines = part.select(pl.concat_str([*fields, pl.lit(f"{at}\t")], separator="\t")).to_series()
+        copy.write((lines.str.join("\n").item() + "\n").encode())
 
 
 def _escape(value: str) -> str:
