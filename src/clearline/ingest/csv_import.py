@@ -364,6 +364,8 @@ def accept_orders(
         report.orders = len(order_ids)
         accepted.waiting = order_ids
         accepted.parsed = dict(checked.parsed)
+    elif all(stored is csv_store.DONE for stored in answers):  # a file stored and processed before
+        report.duplicates = len(order_ids)
     else:
         for order_id, stored in zip(order_ids, answers, strict=True):
             if stored.conflict:

@@ -70,6 +70,7 @@ class Stored:
 
 
 NEW = Stored()  # every order of a new file gets this one answer
+DONE = Stored(duplicate=True, handled=True)  # and every order of a file stored and processed before, this one
 
 
 def digests_of(bodies: Sequence[str]) -> list[str]:
@@ -118,8 +119,9 @@ def store_orders(
         separator = "\x1f" + secrets.token_hex(8)  # an id with a line break: a separator none of them holds
     lists = {"ids": separator.join(ids), "digests": separator.join(digests), "separator": separator}
     new, waiting, conflicting = session.execute(_SORT, {**where, **lists}).one()
+    if not (new or waiting or conflicting):
+        return [DONE] * len(ids)
     new_ids, waiting_ids, conflicting_ids = set(new), set(waiting), set(conflicting)
-    done = Stored(duplicate=True, handled=True)
     answers: list[Stored] = []
     fresh: list[int] = []
     for position, external_id in enumerate(ids):
@@ -131,7 +133,7 @@ def store_orders(
         elif external_id in conflicting_ids:
             answers.append(Stored(duplicate=True, conflict=True))
         else:
-            answers.append(done)
+            answers.append(DONE)
     if fresh:
         try:
             with streaming(session, brand_id=brand_id, delivery_id=delivery_id, source=source) as send:
