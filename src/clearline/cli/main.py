@@ -29,12 +29,14 @@ apikeys_app = typer.Typer(help="API keys (hashed; shown once).", no_args_is_help
 import_app = typer.Typer(help="CSV imports (all rows or none).", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
+secrets_app = typer.Typer(help="Brand signing secrets (encrypted at rest).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(secrets_app, name="secrets")
 
 
 def _register_domains() -> None:
@@ -313,6 +315,38 @@ def import_creators(
         if agency is not None:
             service.import_roster(session, actor, agency_id=agency, data=data)
     console.print(f"creators: {report.created} created")
+
+
+@secrets_app.command("rekey")
+def secrets_rekey(
+    old_data_key: str = typer.Option(
+        None, envvar="CLEARLINE_OLD_DATA_KEY", help="The CLEARLINE_DATA_KEY the secrets were sealed under."
+    ),
+    old_secret_key: str = typer.Option(
+        None,
+        envvar="CLEARLINE_OLD_SECRET_KEY",
+        help="Or the CLEARLINE_SECRET_KEY they were sealed under, when no data key was set.",
+    ),
+    as_: str = AsOption,
+) -> None:
+    """Re-seal every brand signing secret under the current data key after it (or the secret key it is derived
+    from) changed. All or nothing; running it again changes nothing. Give the old key by environment variable
+    rather than on the command line, where the shell history and the process list would show it."""
+    from clearline.ingest import signatures
+    from clearline.kit import sealing
+
+    if (old_data_key is None) == (old_secret_key is None):
+        fail("give exactly one of --old-data-key and --old-secret-key")
+    if old_secret_key is not None:
+        old = sealing.derive_data_key(old_secret_key)
+    else:
+        try:
+            old = sealing.parse_data_key(old_data_key)
+        except ValueError as exc:
+            fail(f"--old-data-key: {exc}")
+    with command_unit() as session:
+        counts = signatures.rekey(session, resolve_actor(session, as_), old_key=old)
+    console.print(f"signing secrets: {counts['resealed']} re-sealed, {counts['current']} already under the current key")
 
 
 approvals_app = typer.Typer(help="Approval SLAs.", no_args_is_help=True)

@@ -187,3 +187,37 @@ def rotate(
     session.flush()
     audit.record(session, actor, "brand_secret.rotated", brand, after={"kind": kind, "old_valid_until": until})
     return secret, until
+
+
+def rekey(session: Session, actor: Actor, *, old_key: bytes) -> dict[str, int]:
+    """Re-seal every stored signing secret under the current data key after the key changed (all or nothing;
+    the caller commits). A secret that already opens under the current key is left as it is, so running it twice
+    changes nothing; one that opens under neither key is an `UnreadableSecretError` naming its row, and nothing
+    is written. Audited per brand. Counts: resealed, current."""
+    actor.require("admin")
+    current = sealing.data_key()
+    rows = list(session.scalars(select(BrandSecret).order_by(BrandSecret.id)))
+    resealed: list[tuple[BrandSecret, str]] = []
+    for row in rows:
+        try:
+            open_secret(row.sealed_secret, brand_id=row.brand_id, kind=row.kind, key=current)
+            continue
+        except UnreadableSecretError:
+            pass
+        try:
+            secret = open_secret(row.sealed_secret, brand_id=row.brand_id, kind=row.kind, key=old_key)
+        except UnreadableSecretError as exc:
+            raise UnreadableSecretError(
+                f"brand_secrets row {row.id} (brand {row.brand_id}, {row.kind}) opens under neither the old key nor "
+                f"the current one; nothing was re-sealed ({exc.message})"
+            ) from None
+        resealed.append((row, seal_secret(secret, brand_id=row.brand_id, kind=row.kind, key=current)))
+    per_brand: dict[int, int] = {}
+    for row, sealed in resealed:
+        row.sealed_secret = sealed
+        per_brand[row.brand_id] = per_brand.get(row.brand_id, 0) + 1
+    session.flush()
+    for brand_id, count in per_brand.items():
+        brand = brand_repository.get(session, actor, brand_id)
+        audit.record(session, actor, "brand_secret.rekeyed", brand, after={"resealed": count})
+    return {"resealed": len(resealed), "current": len(rows) - len(resealed)}
