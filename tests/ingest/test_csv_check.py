@@ -215,3 +215,21 @@ def test_a_file_cut_into_parts_between_orders_gets_the_reference_answers(part_ro
     assert len(parts) > 1
     assert _columnwise(data, part_rows) == _reference(data)
     assert checked.orders["order_id"].to_list() == ["A-1", "D-4", "E-5"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=files())
+def test_a_body_written_without_checking_values_is_the_reference_s_body(data: str) -> None:
+    """`plain_orders` without ``validate`` writes a body only where it is the one the reference writes for the
+    same rows (whether or not the reference accepts them)."""
+    try:
+        checking = csv_import.FileCheck(data)
+    except ValidationFailedError:
+        return
+    written = checking.bodies_as_stored()
+    grouped: dict[str, csv_import.Rows] = {}
+    for row in checking.usable.select("line", *csv_import.COLUMNS).iter_rows(named=True):
+        grouped.setdefault(row["order_id"], []).append((row["line"], row))
+    for order_id, body in written.iter_rows():
+        _, payload, _ = csv_import.check_order(grouped[order_id])
+        assert body == csv_import._body(payload)

@@ -233,3 +233,45 @@ class TestImportInParts:
             assert "a known order in orders.csv" in caplog.text
         assert counts(db, shop.brand_id)["events"] == 201
         assert counts(db, shop.brand_id)["orders"] == 201
+
+
+class TestKnownOrders:
+    """Orders already in the inbox with the body their rows make again are duplicates without a check of their
+    values; any other order of the file is checked and stored as usual."""
+
+    def test_the_same_orders_written_otherwise_are_duplicates(self, db, shop):
+        when = "2026-11-20T10:00:00Z"
+        _import(db, shop, good_file(shop.coupon_code, when=when))
+        before = counts(db, shop.brand_id)
+        rows = list(csv.reader(io.StringIO(good_file(shop.coupon_code, when=when))))
+        out = io.StringIO()
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+        writer.writerows([[f" {value} " for value in row[::-1]] for row in rows])  # other order, padded, quoted
+
+        again = _import(db, shop, out.getvalue())
+
+        assert (again.orders, again.duplicates, again.rejected) == (0, 2, [])
+        assert counts(db, shop.brand_id) == before
+
+    def test_a_known_order_still_waiting_is_processed_again_and_new_ones_are_stored(self, db, shop):
+        data = good_file(shop.coupon_code).replace(",USD,", ",EUR,")  # C-1 waits for an FX rate
+        _import(db, shop, data)
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        again = _import(db, shop, data + f"C-3,{now},USD,SKU-C1,1,9.50,,,,cust-3,\n")
+
+        assert (again.orders, again.duplicates, again.failed_processing, again.rejected) == (1, 2, 1, [])
+        assert counts(db, shop.brand_id)["events"] == 3
+        assert counts(db, shop.brand_id)["orders"] == 2
+
+    def test_a_known_order_with_a_row_that_disagrees_is_checked_and_refused(self, db, shop):
+        when = "2026-11-20T10:00:00Z"
+        data = good_file(shop.coupon_code, when=when)
+        _import(db, shop, data)
+        lines = data.splitlines()
+        lines[2] = lines[2].replace("cust-1", "cust-9")  # the body is written from the first row: still the same
+
+        with pytest.raises(ValidationFailedError) as caught:
+            _import(db, shop, "\n".join(lines) + "\n")
+
+        assert _named(caught.value.details) == {(2, "order_id"), (3, "customer_id")}

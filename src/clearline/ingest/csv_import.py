@@ -263,8 +263,23 @@ class FileCheck:
         self.parsed: dict[str, schemas.OrderIn] = {}
         self._escape = csv_check.needs_escaping(data)
         self._orders: list[pl.DataFrame] = []
+        self._known: pl.Series | None = None
         self._pending = self._check(_parts(self.usable, part_rows or PART_ROWS))
         self.seconds = time.perf_counter() - started
+
+    def bodies_as_stored(self) -> pl.DataFrame:
+        """The orders whose body can be written without checking their values (order_id, body): the body the
+        reference would store (`csv_check.plain_orders` without ``validate``). One stored with that very body
+        is the same order again: `skip` it."""
+        started = time.perf_counter()
+        every = csv_check.plain_orders(self.usable, escape=self._escape, validate=False)
+        self.seconds += time.perf_counter() - started
+        return every.filter(pl.col("plain")).select("order_id", "body")
+
+    def skip(self, order_ids: set[str]) -> None:
+        """Leave these orders out of the check: they are in the inbox with the body their rows make (no error,
+        no answer in `result`). Only before the check has begun."""
+        self._known = pl.Series("known", sorted(order_ids), dtype=pl.String) if order_ids else None
 
     def sample_ids(self, size: int = 64) -> list[str]:
         """About ``size`` order ids of the file's rows, spread over it."""
@@ -281,8 +296,9 @@ class FileCheck:
         return CheckedFile(self.frame.height, self.errors, orders, self.parsed, self.frame)
 
     def _check(self, parts: list[pl.DataFrame]) -> Iterator[pl.DataFrame]:
-        for rows in parts:
+        for part in parts:
             started = time.perf_counter()
+            rows = part if self._known is None else part.filter(~pl.col("order_id").is_in(self._known.implode()))
             orders = self._check_part(rows)
             self._orders.append(orders)
             self.seconds += time.perf_counter() - started
@@ -338,12 +354,25 @@ def accept_orders(
         checking.errors.append(csvio.RowError(2, "file", "no data rows"))
     # A new file (none of a sample of its ids known) goes into the inbox part by part as it is checked; a
     # file already refused (a row without an order id, too many fields) is only checked, to name every bad row.
+    checkable = not (checking.errors and not quarantine)
+    new_file = checkable and csv_store.looks_new(session, brand_id=brand.id, ids=checking.sample_ids())
     streamed = (
-        not (checking.errors and not quarantine)
+        new_file
         and csv_store.streams(session)
-        and csv_store.looks_new(session, brand_id=brand.id, ids=checking.sample_ids())
         and _stream(session, checking, brand_id=brand.id, quarantine=quarantine, filename=filename)
     )
+    known: set[str] = set()
+    known_waiting: set[str] = set()
+    waiting_first: list[str] = []  # known orders still to be processed, in the order of the file
+    if checkable and not new_file:
+        # Some orders are known: those stored with the very body their rows make are the same orders again,
+        # and need no check (their values were checked when they were stored).
+        same = checking.bodies_as_stored()
+        same_ids: list[str] = same["order_id"].to_list()
+        digests = csv_store.digests_of(same["body"].to_list())
+        known, known_waiting = csv_store.stored_same(session, brand_id=brand.id, ids=same_ids, digests=digests)
+        checking.skip(known | known_waiting)
+        waiting_first = [order_id for order_id in same_ids if order_id in known_waiting] if known_waiting else []
     checked = checking.result()
     errors = checked.errors
     report = CsvReport(rows=checked.rows)
@@ -358,14 +387,16 @@ def accept_orders(
         )
     )
     accepted = Accepted(brand_id=brand.id)
+    report.duplicates = len(known) + len(known_waiting)
+    accepted.waiting = waiting_first
     conflicts: list[str] = []
     order_ids: list[str] = orders["order_id"].to_list()
     if all(stored is csv_store.NEW for stored in answers):  # a new file: every order stored now, none known
         report.orders = len(order_ids)
-        accepted.waiting = order_ids
+        accepted.waiting += order_ids
         accepted.parsed = dict(checked.parsed)
     elif all(stored is csv_store.DONE for stored in answers):  # a file stored and processed before
-        report.duplicates = len(order_ids)
+        report.duplicates += len(order_ids)
     else:
         for order_id, stored in zip(order_ids, answers, strict=True):
             if stored.conflict:

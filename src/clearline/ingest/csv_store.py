@@ -26,12 +26,13 @@ import polars as pl
 from psycopg import Copy
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
-from sqlalchemy import String, bindparam, text
+from sqlalchemy import String, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from clearline.ingest import service
 from clearline.kit.clock import utcnow
+from clearline.models import InboxEvent
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,17 @@ SELECT
 FROM unnest(string_to_array(:ids, :separator), string_to_array(:digests, :separator)) AS i(external_id, digest)
 LEFT JOIN inbox_events e
   ON e.brand_id = :brand_id AND e.source = :source AND e.kind = :kind AND e.external_id = i.external_id
+""")
+# Which of a file's orders are stored with the same body: only the others come back, in two lists (the rest of
+# the file was stored and processed before), so a file of processed duplicates reads back two empty lists.
+_SAME = text("""
+SELECT
+  coalesce(array_agg(i.external_id) FILTER (WHERE e.id IS NULL), '{}'),
+  coalesce(array_agg(i.external_id) FILTER (WHERE e.id IS NOT NULL AND e.handled_at IS NULL), '{}')
+FROM unnest(string_to_array(:ids, :separator), string_to_array(:digests, :separator)) AS i(external_id, digest)
+LEFT JOIN inbox_events e
+  ON e.brand_id = :brand_id AND e.source = :source AND e.kind = :kind AND e.external_id = i.external_id
+  AND e.body_sha256 = i.digest
 """)
 _COPY = (
     "COPY inbox_events (brand_id, source, kind, external_id, delivery_id, body, body_sha256, received_at, error)"
@@ -114,9 +126,7 @@ def store_orders(
     digests = digests if digests is not None else digests_of(orders["body"].to_list())
     # The body is canonical JSON, so its digest is `service.body_digest` of it, as the stored ones are.
     # Two texts, split on the server: binding 2 × 80,000 list items cost more than the look-up itself.
-    separator = "\n"
-    while orders["order_id"].str.contains(separator, literal=True).any():
-        separator = "\x1f" + secrets.token_hex(8)  # an id with a line break: a separator none of them holds
+    separator = _separator(ids)
     lists = {"ids": separator.join(ids), "digests": separator.join(digests), "separator": separator}
     new, waiting, conflicting = session.execute(_SORT, {**where, **lists}).one()
     if not (new or waiting or conflicting):
@@ -148,6 +158,48 @@ def store_orders(
     return answers
 
 
+def stored_same(
+    session: Session, *, brand_id: int, ids: list[str], digests: Sequence[str], source: str = "csv"
+) -> tuple[set[str], set[str]]:
+    """Of these orders (ids, one each, with their bodies' digests), those stored with the same body: (processed,
+    still waiting). Any other is new or differs, and is left to the check and `store_orders`."""
+    if not ids:
+        return set(), set()
+    where = {"brand_id": brand_id, "source": source, "kind": "order"}
+    if session.get_bind().dialect.name == "postgresql":
+        separator = _separator(ids)
+        lists = {"ids": separator.join(ids), "digests": separator.join(digests), "separator": separator}
+        others, waiting = session.execute(_SAME, {**where, **lists}).one()
+        if not others and not waiting:
+            return set(ids), set()
+        return set(ids) - set(others) - set(waiting), set(waiting)
+    digest_of = dict(zip(ids, digests, strict=True))
+    done: set[str] = set()
+    pending: set[str] = set()
+    for start in range(0, len(ids), service.STORE_CHUNK):
+        chunk = ids[start : start + service.STORE_CHUNK]
+        found = session.execute(
+            select(InboxEvent.external_id, InboxEvent.body_sha256, InboxEvent.handled_at).where(
+                InboxEvent.brand_id == brand_id,
+                InboxEvent.source == source,
+                InboxEvent.kind == "order",
+                InboxEvent.external_id.in_(chunk),
+            )
+        )
+        for external_id, digest, handled_at in found:
+            if digest == digest_of[external_id]:
+                (done if handled_at is not None else pending).add(external_id)
+    return done, pending
+
+
+def _separator(ids: Sequence[str]) -> str:
+    """A separator of the ids in one text that none of them holds (an id with a line break is possible)."""
+    separator = "\n"
+    while any(separator in external_id for external_id in ids):
+        separator = "\x1f" + secrets.token_hex(8)
+    return separator
+
+
 def streams(session: Session) -> bool:
     """Whether `streaming` works on this session's database (PostgreSQL's COPY)."""
     return session.get_bind().dialect.name == "postgresql"
@@ -159,6 +211,14 @@ def looks_new(session: Session, *, brand_id: int, ids: Sequence[str], source: st
     if not ids:
         return True
     probe = list(ids[:: max(1, len(ids) // _PROBE)])
+    if session.get_bind().dialect.name != "postgresql":
+        known = select(InboxEvent.id).where(
+            InboxEvent.brand_id == brand_id,
+            InboxEvent.source == source,
+            InboxEvent.kind == "order",
+            InboxEvent.external_id.in_(probe),
+        )
+        return session.execute(known.limit(1)).first() is None
     where = {"brand_id": brand_id, "source": source, "kind": "order", "ids": probe}
     return session.execute(_KNOWN, where).first() is None
 
