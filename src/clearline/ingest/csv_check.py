@@ -91,7 +91,7 @@ def _positions(header: list[str]) -> dict[str, int]:
 
 def _is_plain(text: str) -> bool:
     """One record per line: no quoting, no NUL, every carriage return part of a CRLF."""
-    return '"' not in text and "\x00" not in text and text.count("\r") == text.count("\r\n")
+    return '"' not in text and "\x00" not in text and ("\r" not in text or text.count("\r") == text.count("\r\n"))
 
 
 def read_frame(data: bytes | str) -> pl.DataFrame:
