@@ -275,3 +275,19 @@ class TestKnownOrders:
             _import(db, shop, "\n".join(lines) + "\n")
 
         assert _named(caught.value.details) == {(2, "order_id"), (3, "customer_id")}
+
+    def test_known_and_new_orders_in_parts_of_one_row(self, db, shop, monkeypatch):
+        monkeypatch.setattr(csv_import, "PART_ROWS", 1)
+        when = "2026-11-20T10:00:00Z"
+        data = good_file(shop.coupon_code, when=when)
+        _import(db, shop, data)
+
+        more = data + f"C-3,{when},USD,SKU-C1,1,9.50,,,,cust-3,\n"
+
+        with pytest.raises(ValidationFailedError) as caught:
+            _import(db, shop, more + f"C-4,{when},USD,SKU-C1,x,9.50,,,,,\n")
+        again = _import(db, shop, more)
+
+        assert _named(caught.value.details) == {(6, "quantity")}
+        assert (again.orders, again.duplicates, again.rejected) == (1, 2, [])
+        assert counts(db, shop.brand_id)["events"] == 3
