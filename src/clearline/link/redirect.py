@@ -2,7 +2,7 @@
 
 It never touches the ORM. A `LinkMap` holds every link in memory, with its response bytes built once, and
 follows the `link_changes` feed (so every worker process sees rotations, sign-offs and retirements within a
-poll interval); a `ClickWriter` buffers clicks and inserts them in one statement every ~50 ms, and flushes on
+poll interval); a `ClickWriter` buffers clicks and inserts them in one statement every ~20 ms, and flushes on
 graceful shutdown — at most one interval of clicks is at risk on a crash.
 
 Two front doors share `Redirector.click`: `RedirectMiddleware`, the outermost ASGI callable (any ASGI server,
@@ -418,7 +418,10 @@ def insert_clicks(conn: Connection, rows: list[ClickRow], columns: _Columns) -> 
 class ClickWriter:
     """Buffers click rows and inserts them in batches from one background thread."""
 
-    def __init__(self, engine: Engine, *, ip_key: bytes, interval: float = 0.05, enabled: bool = True) -> None:
+    # 20 ms: at most that much of the clicks is at risk on a crash, and each batch is small enough that the
+    # database's work on it (PostgreSQL's backend shares the two CPUs with the server) does not show in the
+    # redirect's p99: at 50 ms the p99 at 64 connections was 12.5 ms on PostgreSQL, at 20 ms 8 ms, same CPU.
+    def __init__(self, engine: Engine, *, ip_key: bytes, interval: float = 0.02, enabled: bool = True) -> None:
         self.engine = engine
         self.interval = interval
         self.enabled = enabled
