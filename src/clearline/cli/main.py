@@ -384,6 +384,25 @@ def audit_verify() -> None:
     console.print(f"[green]audit chain intact[/]: {result.checked} events verified")
 
 
+@db_app.command("check")
+def db_check() -> None:
+    """Check what the schema leaves to the code instead of foreign keys: every ledger posting has its entry and
+    account and every entry balances; every inbox event's brand exists. Exit 1 naming the problems."""
+    from clearline.ingest import integrity as inbox
+    from clearline.ledger import service as ledger
+
+    with command_unit() as session:
+        report = ledger.integrity(session)
+        orphans = inbox.orphans(session)
+    problems = [f"ledger: {problem}" for problem in report.problems[:20]] + [f"inbox: {line}" for line in orphans]
+    if problems:
+        fail(f"{len(problems)} problem(s) found (at most 20 of each kind shown): " + "; ".join(problems))
+    console.print(
+        f"[green]database intact[/]: {report.entries} ledger entries and {report.postings} postings; "
+        "every inbox event's brand exists"
+    )
+
+
 @ledger_app.command("check")
 def ledger_check() -> None:
     """Check every posting has its entry and account and every entry balances; exit 1 naming the first problem."""
