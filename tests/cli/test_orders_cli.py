@@ -223,6 +223,21 @@ class TestImportOrders:
 
         assert result.exit_code == 0, result.output
         assert "orders: 0 imported, 2 already known" in _flat(result.stdout)
+        assert "the same file was imported whole on 20" in _flat(result.stdout)
+        assert _counts(program) == before
+
+    def test_the_same_orders_in_another_file_are_duplicates_checked_order_by_order(self, program, tmp_path):
+        text = _good(program)
+        run("import", "orders", str(_file(tmp_path, text)), "--brand", program.slug)
+        before = _counts(program)
+        lines = text.splitlines()
+        other = _file(tmp_path, "\n".join([lines[0], lines[3], lines[1], lines[2]]) + "\n", "re.csv")
+
+        result = run("import", "orders", str(other), "--brand", program.slug)
+
+        assert result.exit_code == 0, result.output
+        assert "orders: 0 imported, 2 already known" in _flat(result.stdout)
+        assert "imported whole" not in _flat(result.stdout)
         assert _counts(program) == before
 
     def test_someone_without_finance_is_refused(self, program, tmp_path):

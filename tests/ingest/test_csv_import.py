@@ -11,9 +11,10 @@ import logging
 import pytest
 from sqlalchemy import select
 
+from clearline.commission import fx
 from clearline.ingest import csv_import
 from clearline.kit.errors import ForbiddenError, ValidationFailedError
-from clearline.models import Brand, CommissionLine, Order, OrderLine
+from clearline.models import Brand, CommissionLine, Order, OrderFile, OrderLine
 from tests import factories
 from tests.ingest.conftest import counts
 
@@ -291,3 +292,100 @@ class TestKnownOrders:
         assert _named(caught.value.details) == {(6, "quantity")}
         assert (again.orders, again.duplicates, again.rejected) == (1, 2, [])
         assert counts(db, shop.brand_id)["events"] == 3
+
+
+def _files(db, brand_id: int) -> list[tuple[str, int, int]]:  # type: ignore[no-untyped-def]
+    columns = (OrderFile.filename, OrderFile.orders, OrderFile.rows)
+    found = db.execute(select(*columns).where(OrderFile.brand_id == brand_id))
+    return [tuple(row) for row in found]
+
+
+class TestTheSameBytes:
+    """A file whose every order was accepted is remembered by its bytes' SHA-256: the same bytes again for the same
+    brand are all duplicates from one look-up, without the per-order check; any other file takes that check."""
+
+    def test_a_file_accepted_whole_is_remembered_with_its_counts(self, db, shop):
+        _import(db, shop, good_file(shop.coupon_code))
+
+        assert _files(db, shop.brand_id) == [("orders.csv", 2, 3)]
+
+    def test_the_same_bytes_again_are_all_duplicates_without_a_check_and_say_when_first_accepted(
+        self, db, shop, monkeypatch
+    ):
+        data = good_file(shop.coupon_code)
+        first = _import(db, shop, data)
+        before = counts(db, shop.brand_id)
+
+        def no_check(*args, **kwargs):  # type: ignore[no-untyped-def]
+            raise AssertionError("the file was checked order by order")
+
+        monkeypatch.setattr(csv_import, "FileCheck", no_check)
+        again = _import(db, shop, data.encode())
+
+        assert (again.orders, again.duplicates, again.rows, again.rejected, again.failed_processing) == (0, 2, 3, [], 0)
+        assert first.first_accepted_at is None
+        assert again.first_accepted_at is not None and again.first_accepted_at.tzinfo is not None
+        assert counts(db, shop.brand_id) == before
+        assert _files(db, shop.brand_id) == [("orders.csv", 2, 3)]
+
+    def test_an_order_of_the_same_bytes_still_waiting_is_processed_again(self, db, shop):
+        data = good_file(shop.coupon_code).replace(",USD,", ",EUR,")  # C-1 waits for an EUR->USD rate
+        _import(db, shop, data)
+
+        still = _import(db, shop, data)
+        fx.import_rates(db, factories.SYSTEM, data="day,base,quote,rate\n2026-01-01,EUR,USD,1.0850\n")
+        done = _import(db, shop, data)
+        after = _import(db, shop, data)
+
+        assert (still.orders, still.duplicates, still.failed_processing) == (0, 2, 1)
+        assert still.first_accepted_at is not None
+        assert (done.orders, done.duplicates, done.failed_processing) == (0, 2, 0)
+        assert counts(db, shop.brand_id)["orders"] == 2
+        assert counts(db, shop.brand_id)["commission_lines"] == 2
+        assert (after.duplicates, after.failed_processing) == (2, 0)
+        assert counts(db, shop.brand_id)["commission_lines"] == 2
+
+    def test_a_file_with_rejected_rows_is_not_remembered_and_reports_them_again(self, db, shop):
+        first = _import(db, shop, bad_file(shop.coupon_code), quarantine=True)
+
+        again = _import(db, shop, bad_file(shop.coupon_code), quarantine=True)
+
+        assert _files(db, shop.brand_id) == []
+        assert again.first_accepted_at is None
+        assert (again.orders, again.duplicates) == (0, 1)
+        assert [(e.line, e.column, e.message) for e in again.rejected] == [
+            (e.line, e.column, e.message) for e in first.rejected
+        ]
+
+    def test_a_refused_file_is_not_remembered(self, db, shop):
+        with pytest.raises(ValidationFailedError):
+            _import(db, shop, bad_file(shop.coupon_code))
+
+        assert _files(db, shop.brand_id) == []
+
+    def test_the_same_orders_in_other_bytes_take_the_per_order_path_and_are_all_duplicates(self, db, shop):
+        when = "2026-11-20T10:00:00Z"
+        data = good_file(shop.coupon_code, when=when)
+        _import(db, shop, data)
+        before = counts(db, shop.brand_id)
+        lines = data.splitlines()
+        reordered = "\r\n".join([lines[0], lines[3], lines[1], lines[2]]) + "\r\n"
+
+        again = _import(db, shop, reordered)
+
+        assert (again.orders, again.duplicates, again.rejected, again.first_accepted_at) == (0, 2, [], None)
+        assert counts(db, shop.brand_id) == before
+        assert sorted(_files(db, shop.brand_id)) == [("orders.csv", 2, 3), ("orders.csv", 2, 3)]
+
+    def test_the_same_bytes_for_another_brand_are_that_brand_s_new_orders(self, db, shop):
+        data = good_file("", when="2026-11-20T10:00:00Z")
+        _import(db, shop, data)
+        other = factories.brand(db, domains=("other.example.com",))
+        factories.skus(db, other.id)
+        finance = factories.actor(db, ("finance", other.id))
+
+        report = csv_import.import_orders(db, finance, brand=other, data=data, filename="orders.csv")
+
+        assert (report.orders, report.duplicates, report.first_accepted_at) == (2, 0, None)
+        assert counts(db, other.id)["events"] == 2
+        assert _files(db, other.id) == [("orders.csv", 2, 3)]

@@ -630,7 +630,13 @@ class TestImportOrders:
         answer = _upload(client, shop, good_file(shop.coupon_code))
 
         assert answer.status_code == 200, answer.text
-        assert answer.json() == {"orders": 2, "duplicates": 0, "failed_processing": 0, "rejected": []}
+        assert answer.json() == {
+            "orders": 2,
+            "duplicates": 0,
+            "failed_processing": 0,
+            "rejected": [],
+            "first_accepted_at": None,
+        }
         assert counts(db, shop.brand_id)["commission_lines"] == 2
 
     def test_a_bad_file_is_422_listing_every_bad_row_and_imports_nothing(self, client, shop, db):
@@ -669,7 +675,29 @@ class TestImportOrders:
 
         again = _upload(client, shop, good_file(shop.coupon_code, when="2026-11-20T10:00:00Z"))
 
-        assert again.json() == {"orders": 0, "duplicates": 2, "failed_processing": 0, "rejected": []}
+        assert {k: v for k, v in again.json().items() if k != "first_accepted_at"} == {
+            "orders": 0,
+            "duplicates": 2,
+            "failed_processing": 0,
+            "rejected": [],
+        }
+        assert dt.datetime.fromisoformat(again.json()["first_accepted_at"]).utcoffset() == dt.timedelta(0)
+        assert counts(db, shop.brand_id) == before
+
+    def test_the_same_orders_in_other_bytes_are_duplicates_too_without_a_first_acceptance(self, client, shop, db):
+        data = good_file(shop.coupon_code, when="2026-11-20T10:00:00Z")
+        _upload(client, shop, data)
+        before = counts(db, shop.brand_id)
+
+        again = _upload(client, shop, data.replace("\n", "\r\n"))
+
+        assert again.json() == {
+            "orders": 0,
+            "duplicates": 2,
+            "failed_processing": 0,
+            "rejected": [],
+            "first_accepted_at": None,
+        }
         assert counts(db, shop.brand_id) == before
 
     def test_a_header_only_file_is_422(self, client, shop):

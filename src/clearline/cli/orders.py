@@ -59,6 +59,9 @@ def import_orders(
         csv_import.process_accepted(session, report, accepted)
     console.print(f"orders: {report.orders} imported, {report.duplicates} already known, "
                   f"{report.failed_processing} waiting for replay")
+    if report.first_accepted_at is not None:
+        console.print(f"the same file was imported whole on {report.first_accepted_at:%Y-%m-%d %H:%M:%S} UTC: "
+                      "nothing stored again")
     if report.rejected:
         target = rejects or file.with_suffix(".rejects.csv")
         target.write_text(report.rejects_csv())

@@ -5,11 +5,14 @@ Store first, process after: `accept_orders` checks the whole file and stores eve
 inbox (its acceptance: once committed, nothing is lost and `clearline events replay` can process it);
 `process_accepted` then applies the stored orders. `import_orders` does both, as the CLI and the API run it.
 The check is column-wise (`csv_check`); `check_order` — a Pydantic model per order — is the reference it
-defers to for every order outside the plain subset it proves valid, and the rule both are tested against."""
+defers to for every order outside the plain subset it proves valid, and the rule both are tested against.
+A file whose every order was accepted is remembered by the SHA-256 of its bytes: the same bytes again are the same
+orders again, all duplicates, known from that one look-up (only its orders still waiting are processed again)."""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import logging
@@ -49,6 +52,7 @@ class CsvReport:
     failed_processing: int = 0
     source_rows: dict[int, dict[str, str]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per step: check, store, process
+    first_accepted_at: dt.datetime | None = None  # set when these very bytes were accepted whole before
 
     def rejects_csv(self) -> str:
         """The rejected rows as they were in the file, each with its line number and every reason, so the
@@ -349,6 +353,10 @@ def accept_orders(
     ``quarantine``: good orders are stored and bad rows are reported for a rejects file."""
     actor.require(*IMPORTERS, brand_id=brand.id)
     started = time.perf_counter()
+    sha256 = csv_store.file_digest(data)
+    earlier = csv_store.accepted_file(session, brand_id=brand.id, sha256=sha256)
+    if earlier is not None:
+        return _accepted_before(session, earlier, brand_id=brand.id, data=data, started=started)
     checking = FileCheck(data)
     if not checking.frame.height:
         checking.errors.append(csvio.RowError(2, "file", "no data rows"))
@@ -420,9 +428,38 @@ def accept_orders(
         raise _refused(errors)
     report.rejected = errors
     report.source_rows = checked.source_rows({e.line for e in errors})
+    if not errors:  # every order accepted: these bytes are the same orders whenever they come again
+        orders_in_file = report.orders + report.duplicates
+        csv_store.record_file(
+            session, brand_id=brand.id, sha256=sha256, filename=filename, orders=orders_in_file, rows=report.rows
+        )
     # Checking and storing overlap for a new file: "store" is the rest of the wall time, mostly the server's.
     report.seconds = {"check": checking.seconds, "store": time.perf_counter() - started - checking.seconds}
     return report, accepted
+
+
+def _accepted_before(
+    session: Session, earlier: csv_store.KnownFile, *, brand_id: int, data: bytes | str, started: float
+) -> tuple[CsvReport, Accepted]:
+    """The bytes of a file accepted whole before: the same inbox bodies, so every order is a duplicate and nothing
+    is stored. Its orders still waiting (an FX rate missing, say) are processed again, as a duplicate order still
+    waiting always is; the file is read for its order ids only when some order of the brand waits at all."""
+    report = CsvReport(rows=earlier.rows, duplicates=earlier.orders, first_accepted_at=earlier.accepted_at)
+    accepted = Accepted(brand_id=brand_id)
+    if csv_store.any_waiting(session, brand_id=brand_id):
+        ids = _order_ids(data)
+        waiting = csv_store.waiting_among(session, brand_id=brand_id, ids=ids)
+        accepted.waiting = [order_id for order_id in ids if order_id in waiting]
+    report.seconds = {"check": time.perf_counter() - started, "store": 0.0}
+    return report, accepted
+
+
+def _order_ids(data: bytes | str) -> list[str]:
+    """The file's order ids, each once, in the order of their first row (read as the check reads the file)."""
+    frame = csv_check.read_frame(data)
+    named = frame.filter(~pl.col("extra") & (pl.col("order_id") != ""))
+    ids: list[str] = named["order_id"].unique(maintain_order=True).to_list()
+    return ids
 
 
 class _Abandoned(Exception):

@@ -11,10 +11,13 @@ slice (its three indexes are most of its work), this process computes the next s
 `streaming` keeps such a ``COPY`` open while the caller checks the rest of its file, part after part (an
 exception inside, such as a bad row found later, rolls back the whole of it).
 Elsewhere (SQLite) `service.store_many` does it with executemany.
+A file whose every order was accepted is remembered by the SHA-256 of its bytes (`order_files`): the same bytes
+again are known from one look-up (`accepted_file`), and only its orders still waiting are looked for.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import secrets
@@ -32,7 +35,8 @@ from sqlalchemy.orm import Session
 
 from clearline.ingest import service
 from clearline.kit.clock import utcnow
-from clearline.models import InboxEvent
+from clearline.kit.db import insert_ignore
+from clearline.models import InboxEvent, OrderFile
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,14 @@ FROM unnest(string_to_array(:ids, :separator), string_to_array(:digests, :separa
 LEFT JOIN inbox_events e
   ON e.brand_id = :brand_id AND e.source = :source AND e.kind = :kind AND e.external_id = i.external_id
   AND e.body_sha256 = i.digest
+""")
+# The orders of a file still waiting to be processed: one join from the file's ids, in one text.
+_WAITING = text("""
+SELECT i.external_id
+FROM unnest(string_to_array(:ids, :separator)) AS i(external_id)
+JOIN inbox_events e
+  ON e.brand_id = :brand_id AND e.source = :source AND e.kind = :kind AND e.external_id = i.external_id
+WHERE e.handled_at IS NULL
 """)
 _COPY = (
     "COPY inbox_events (brand_id, source, kind, external_id, delivery_id, body, body_sha256, received_at, error)"
@@ -190,6 +202,78 @@ def stored_same(
             if digest == digest_of[external_id]:
                 (done if handled_at is not None else pending).add(external_id)
     return done, pending
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """An order file accepted whole before (`order_files`)."""
+
+    accepted_at: dt.datetime
+    filename: str
+    orders: int
+    rows: int
+
+
+def file_digest(data: bytes | str) -> str:
+    """SHA-256 of a file's bytes (of a text's UTF-8), hex."""
+    return hashlib.sha256(data if isinstance(data, bytes) else data.encode()).hexdigest()
+
+
+def accepted_file(session: Session, *, brand_id: int, sha256: str) -> KnownFile | None:
+    """The brand's file with these bytes, when every order of it was accepted before."""
+    found = session.execute(
+        select(OrderFile.accepted_at, OrderFile.filename, OrderFile.orders, OrderFile.rows).where(
+            OrderFile.brand_id == brand_id, OrderFile.sha256 == sha256
+        )
+    ).first()
+    return None if found is None else KnownFile(*found)
+
+
+def record_file(session: Session, *, brand_id: int, sha256: str, filename: str, orders: int, rows: int) -> None:
+    """Remember a file whose every order is now stored (in the unit of work that stores them). The same bytes
+    accepted by two sessions at once keep the first one's row (insert-or-ignore)."""
+    statement = insert_ignore(OrderFile.__table__, session.get_bind().dialect.name, conflict=["brand_id", "sha256"])
+    session.execute(
+        statement.values(
+            brand_id=brand_id, sha256=sha256, filename=filename[:255], accepted_at=utcnow(), orders=orders, rows=rows
+        )
+    )
+
+
+def any_waiting(session: Session, *, brand_id: int, source: str = "csv") -> bool:
+    """Whether any of the brand's orders from this source is stored and not processed yet (an index probe on
+    the unhandled events: usually none, and then no file of the brand has an order waiting)."""
+    probe = select(InboxEvent.id).where(
+        InboxEvent.handled_at.is_(None),
+        InboxEvent.brand_id == brand_id,
+        InboxEvent.source == source,
+        InboxEvent.kind == "order",
+    )
+    return session.execute(probe.limit(1)).first() is not None
+
+
+def waiting_among(session: Session, *, brand_id: int, ids: Sequence[str], source: str = "csv") -> set[str]:
+    """Of these orders, those stored and not processed yet (one query on PostgreSQL; per chunk of ids on SQLite)."""
+    if not ids:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        separator = _separator(ids)
+        where = {"brand_id": brand_id, "source": source, "kind": "order"}
+        return set(session.scalars(_WAITING, {**where, "ids": separator.join(ids), "separator": separator}))
+    waiting: set[str] = set()
+    for start in range(0, len(ids), service.STORE_CHUNK):
+        waiting.update(
+            session.scalars(
+                select(InboxEvent.external_id).where(
+                    InboxEvent.brand_id == brand_id,
+                    InboxEvent.source == source,
+                    InboxEvent.kind == "order",
+                    InboxEvent.handled_at.is_(None),
+                    InboxEvent.external_id.in_(ids[start : start + service.STORE_CHUNK]),
+                )
+            )
+        )
+    return waiting
 
 
 def _separator(ids: Sequence[str]) -> str:

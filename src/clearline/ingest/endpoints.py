@@ -157,7 +157,8 @@ async def import_orders(
     quarantine: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
     """Bulk order CSV (finance). All-or-nothing (422 listing every bad row by line and column), or with
-    `quarantine=true` the good orders import and the bad rows come back with their reasons."""
+    `quarantine=true` the good orders import and the bad rows come back with their reasons. The very bytes of a
+    file imported whole before are all duplicates; `first_accepted_at` then says when it was first imported."""
     brand = brand_repository.get(session, actor, brand_id)
     report = csv_import.import_orders(
         session,
@@ -172,6 +173,7 @@ async def import_orders(
         "duplicates": report.duplicates,
         "failed_processing": report.failed_processing,
         "rejected": [e.as_dict() for e in report.rejected],
+        "first_accepted_at": report.first_accepted_at.isoformat() if report.first_accepted_at else None,
     }
 
 

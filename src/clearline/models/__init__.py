@@ -16,7 +16,7 @@ from clearline.models.catalog import Offer, Sku
 from clearline.models.commission import CommissionLine, LedgerAccount, LedgerEntry, LedgerPosting
 from clearline.models.contract import Contract, ContractAcceptance, ContractTemplate, ContractTemplateVersion
 from clearline.models.creator import Agency, Creator, RosterEntry
-from clearline.models.ingest import BrandSecret, FxRate, InboxEvent
+from clearline.models.ingest import BrandSecret, FxRate, InboxEvent, OrderFile
 from clearline.models.link import (
     LINK_STATUSES,
     Click,
@@ -48,6 +48,7 @@ __all__ = [
     "CommissionLine",
     "FxRate",
     "InboxEvent",
+    "OrderFile",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerPosting",

@@ -1,10 +1,11 @@
-"""The inbox (every accepted event, stored raw before processing), per-brand signing secrets, FX rates."""
+"""The inbox (every accepted event, stored raw before processing), the order files accepted whole, per-brand
+signing secrets, FX rates."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clearline.kit.db import Base, BigId, UTCDateTime
@@ -31,6 +32,24 @@ class InboxEvent(Base):
     received_at: Mapped[dt.datetime] = created_at()
     handled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str] = mapped_column(Text, default="")
+
+
+class OrderFile(Base):
+    """An order CSV whose every order was accepted (`csv_import.accept_orders`, no row rejected), known by the
+    SHA-256 of its bytes: the same bytes again for the same brand make the same inbox bodies, so every order in
+    them is a duplicate, found by this one row instead of order by order. Written in the unit of work that
+    stores its orders."""
+
+    __tablename__ = "order_files"
+    __table_args__ = (UniqueConstraint("brand_id", "sha256"),)
+
+    id: Mapped[int] = pk()
+    brand_id: Mapped[int] = mapped_column(BigId, ForeignKey("brands.id"))
+    sha256: Mapped[str] = mapped_column(String(64), doc="SHA-256 of the file's bytes as uploaded, hex.")
+    filename: Mapped[str] = mapped_column(String(255), default="", doc="Its name when first accepted.")
+    accepted_at: Mapped[dt.datetime] = created_at()
+    orders: Mapped[int] = mapped_column(Integer, doc="Orders in the file (stored then, or known already).")
+    rows: Mapped[int] = mapped_column(Integer, doc="Data rows in the file.")
 
 
 class BrandSecret(Base):
