@@ -543,7 +543,7 @@ def main() -> int:
         server = stack.enter_context(benchkit.child(serve, log=log, env=serve_env))
         if args.drain == "worker":
             drain = ["nice", "-n", "10", str(benchkit.BIN / "clearline"), "worker", "--no-jobs"]
-            worker_env = dict(os.environ, PGAPPNAME=WORKER_APP_NAME)
+            worker_env = dict(os.environ, PGAPPNAME=WORKER_APP_NAME, CLEARLINE_DRAIN_IN_SERVE="false")
             args.worker = stack.enter_context(benchkit.child(drain, log=work / "worker.log", env=worker_env))
         benchkit.wait_for_http(server, port, log=log)
         status, headers, _ = benchkit.http_get(port, f"/r/{program.link_code}")

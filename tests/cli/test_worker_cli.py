@@ -64,7 +64,7 @@ def _wait_for(check, timeout: float = 60.0) -> bool:  # type: ignore[no-untyped-
 class TestWorkerDrains:
     def test_a_stored_order_is_processed_by_the_worker_which_stops_on_sigterm(self, program: Program) -> None:
         event_id = _store_order(program, "W-1")
-        env = {**os.environ, "CLEARLINE_DATABASE_URL": program.url}
+        env = {**os.environ, "CLEARLINE_DATABASE_URL": program.url, "CLEARLINE_DRAIN_IN_SERVE": "false"}
         worker = subprocess.Popen(
             [str(CLEARLINE), "worker", "--no-jobs", "--poll", "0.05"],
             env=env,
@@ -92,13 +92,25 @@ class TestWorkerDrains:
             earned = session.scalars(select(CommissionLine.amount).where(CommissionLine.order_id == order.id)).all()
         assert earned and all(amount > 0 for amount in earned)  # attributed by its coupon and commissioned
 
-    def test_nothing_to_run_is_refused(self, program: Program) -> None:
-        env = {**os.environ, "CLEARLINE_DATABASE_URL": program.url}
-        done = subprocess.run(
-            [str(CLEARLINE), "worker", "--no-jobs", "--no-drain"], env=env, capture_output=True, text=True, timeout=60
-        )
+    @pytest.mark.parametrize(
+        "args, drain_in_serve",
+        [(["--no-jobs", "--no-drain"], "false"), (["--no-jobs"], "true")],  # serve drains: the worker does not
+    )
+    def test_nothing_to_run_is_refused(self, program: Program, args: list[str], drain_in_serve: str) -> None:
+        env = {**os.environ, "CLEARLINE_DATABASE_URL": program.url, "CLEARLINE_DRAIN_IN_SERVE": drain_in_serve}
+        done = subprocess.run([str(CLEARLINE), "worker", *args], env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode != 0
         assert "nothing to run" in done.stdout + done.stderr
+
+    def test_a_second_drainer_beside_serve_is_refused_on_sqlite(self, program: Program) -> None:
+        if not program.url.startswith("sqlite"):
+            pytest.skip("PostgreSQL: drainers claim with SKIP LOCKED, a second one is allowed")
+        env = {**os.environ, "CLEARLINE_DATABASE_URL": program.url, "CLEARLINE_DRAIN_IN_SERVE": "true"}
+        done = subprocess.run(
+            [str(CLEARLINE), "worker", "--no-jobs", "--drain"], env=env, capture_output=True, text=True, timeout=60
+        )
+        said = " ".join((done.stdout + done.stderr).split())
+        assert done.returncode != 0 and "needs CLEARLINE_DRAIN_IN_SERVE=false" in said
 
 
 class TestArrivalWatch:

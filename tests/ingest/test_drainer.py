@@ -4,6 +4,7 @@ backlog stops growing, everything at once while the intake is quiet."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy.orm import Session
@@ -96,3 +97,30 @@ class TestRunBatch:
 
         assert drainer.drain_once(db, limit=10, stats=stats) == {"processed": 0, "failed": 0}
         assert stats == {}
+
+
+class TestThread:
+    def test_a_busy_check_that_fails_is_retried_and_the_thread_lives_on(self):
+        # `ArrivalWatch` asks the database; a query that fails (a restart, a dropped connection) must not end the
+        # thread: it would leave the inbox undrained with the worker still running.
+        answers = iter([RuntimeError("connection lost"), RuntimeError("connection lost")])
+        drained = threading.Event()
+
+        def busy() -> bool:
+            failure = next(answers, None)
+            if failure is not None:
+                raise failure
+            return False
+
+        class Counting(drainer.Drainer):
+            def run_batch(self, limit: int | None = None) -> int:
+                drained.set()
+                return 0
+
+        worker = Counting(None, busy=busy, poll_interval=0.01)  # type: ignore[arg-type]  # run_batch needs none
+        worker.start()
+        try:
+            assert drained.wait(5), "the drainer thread died on a failed busy check"
+            assert worker._thread is not None and worker._thread.is_alive()
+        finally:
+            worker.stop(timeout=5)

@@ -159,9 +159,11 @@ def demo(
 def worker(
     jobs: bool = typer.Option(True, "--jobs/--no-jobs", help="Run the periodic jobs (link health, expiry, SLAs)."),
     drain: bool = typer.Option(
-        True,
+        None,
         "--drain/--no-drain",
-        help="Process stored orders and refunds (then serve with CLEARLINE_DRAIN_IN_SERVE=false).",
+        help="Process stored orders and refunds. Default: only when CLEARLINE_DRAIN_IN_SERVE=false, so serve and "
+        "the worker do not both drain.",
+        show_default=False,
     ),
     batch: int = typer.Option(200, min=1, help="Inbox events per drain transaction."),
     poll: float = typer.Option(0.25, min=0.01, help="Seconds between looks at the inbox when it was empty."),
@@ -175,11 +177,18 @@ def worker(
     import signal
     import threading
 
+    from clearline.config import get_settings
     from clearline.ingest.drainer import ArrivalWatch, Drainer
     from clearline.kit.db import get_engine
 
+    settings = get_settings()
+    if drain is None:
+        drain = not settings.drain_in_serve
+    elif drain and settings.drain_in_serve and settings.database_url.startswith("sqlite"):
+        # Two drainers on SQLite would queue on its one writer, and SKIP LOCKED means nothing there.
+        fail("--drain on SQLite needs CLEARLINE_DRAIN_IN_SERVE=false (serve drains the inbox itself)")
     if not (jobs or drain):
-        fail("nothing to run: --no-jobs and --no-drain")
+        fail("nothing to run: no jobs, and the inbox is drained by serve (CLEARLINE_DRAIN_IN_SERVE is true)")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -203,12 +203,14 @@ class Drainer:
             self._wake.wait(self.poll_interval)
             self._wake.clear()
             while not self._stop.is_set():
-                step = self.step(self.busy())
-                if step.share <= 0:
-                    self._stop.wait(0.05)
-                    continue
                 started = time.monotonic()
                 try:
+                    # Inside the try: `busy` may ask the database (`ArrivalWatch`), and a failed query must
+                    # not end the thread, which would leave the inbox undrained without a word.
+                    step = self.step(self.busy())
+                    if step.share <= 0:
+                        self._stop.wait(0.05)
+                        continue
                     tried = self.run_batch(step.limit)
                 except Exception:
                     log.exception("inbox drain failed; retrying")
