@@ -215,18 +215,21 @@ class TestCountryHeaders:
     """A country header is any client's to send: both front doors store it only from a trusted proxy."""
 
     @pytest.mark.parametrize(("trusted", "stored"), [("127.0.0.1,::1", "DE"), ("192.0.2.1", "")])
+    @pytest.mark.parametrize(
+        "header", ["CF-IPCountry", "X-Country-Code", "X-AppEngine-Country", "CloudFront-Viewer-Country"]
+    )
     def test_both_front_doors_store_it_from_a_trusted_proxy_only(
-        self, redirector, ops_session, program, trusted, stored
+        self, redirector, ops_session, program, trusted, stored, header
     ):
         link = issue(ops_session, program)
         redirector.links.refresh()
         server = Served(redirector, trusted=trusted)
         try:
             with server.connect() as conn:
-                conn.sendall(get(link.code, "User-Agent: fast", "CF-IPCountry: de"))
+                conn.sendall(get(link.code, "User-Agent: fast", f"{header}: de"))
                 [(fast, _, _)] = read_answers(conn, 1)
             with server.connect() as conn:  # HTTP/1.0 is uvicorn's: the ASGI path answers it
-                conn.sendall(f"GET /r/{link.code} HTTP/1.0\r\nUser-Agent: asgi\r\nCF-IPCountry: de\r\n\r\n".encode())
+                conn.sendall(f"GET /r/{link.code} HTTP/1.0\r\nUser-Agent: asgi\r\n{header}: de\r\n\r\n".encode())
                 [(handed_over, _, _)] = read_answers(conn, 1)
         finally:
             server.stop()

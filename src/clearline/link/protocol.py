@@ -323,9 +323,9 @@ class RedirectProtocol(asyncio.Protocol):
         referrer = block[at + 10 : block.index(b"\r\n", at + 10)].strip(b" \t") if at >= 0 else b""
         country = b""
         # find, not `in`: bytes.__contains__ first tries its argument as an integer and builds a TypeError.
-        # A country header counts only from a trusted proxy (any client can send one); checked second, so a
-        # request without one pays nothing more.
-        if low.find(b"country:") >= 0 and self.peer_is_proxy:
+        # A country header counts only from a trusted proxy (any client can send one). One search finds whether
+        # any is there: "country", not "country:", which X-Country-Code does not contain.
+        if self.peer_is_proxy and low.find(b"country") >= 0:
             for name in _COUNTRY:
                 if low.find(name) >= 0:
                     country = _value(block, low, name)
