@@ -11,7 +11,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLEARLINE_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused value is not echoed (a near-miss of the data key or the secret key would be
+    # printed in full on the console and in the logs).
+    model_config = SettingsConfigDict(
+        env_prefix="CLEARLINE_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = Field(
         default_factory=lambda: f"sqlite:///{Path.cwd() / 'clearline.db'}",

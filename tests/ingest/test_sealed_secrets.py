@@ -109,8 +109,9 @@ class TestDataKey:
 
     @pytest.mark.parametrize("value", ["not base64!", base64.b64encode(b"16 bytes only...").decode()])
     def test_a_malformed_key_stops_the_settings_from_loading(self, value: str):
-        with pytest.raises(ValidationError, match="data key must be"):
+        with pytest.raises(ValidationError, match="data key must be") as refused:
             Settings(data_key=value)  # type: ignore[arg-type]
+        assert value not in str(refused.value)  # a near-miss of the real key is not echoed to the console or logs
 
     def test_an_empty_setting_means_derived(self):
         assert Settings(data_key="").data_key is None  # type: ignore[arg-type]

@@ -390,6 +390,19 @@ class TestNoClickLost:
         assert {c.ip_hash for c in stored} == hashes
         assert [c.click_id for c in stored if c.is_bot] == ["0000000000007"]
 
+    def test_a_database_that_keeps_failing_is_logged_once_a_minute_and_no_click_is_dropped(self, caplog):
+        class Down:
+            def begin(self):  # type: ignore[no-untyped-def]
+                raise ConnectionError("database down")
+
+        writer = ClickWriter(Down(), ip_key=b"k" * 32)  # type: ignore[arg-type]
+        writer.add(("0000000000001", 1, time.time(), "198.51.100.1", b"UA", b"", b"", False, False, "live"))
+        with caplog.at_level("ERROR", logger="clearline.redirect"):
+            assert [writer.flush() for _ in range(50)] == [0] * 50  # a second of 20 ms ticks
+
+        assert writer.pending == 1
+        assert sum("click flush failed" in r.getMessage() for r in caplog.records) == 1
+
     def test_a_flush_waits_for_the_one_in_progress(self, ops_session, program):
         """Shutdown's flush must not find the buffer empty while the writer thread's flush can still fail
         and put its clicks back: they would stay in memory after the last flush."""

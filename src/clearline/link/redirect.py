@@ -433,6 +433,7 @@ class ClickWriter:
         self._thread: threading.Thread | None = None
         self._columns = _Columns(ip_key)
         self.written = 0
+        self._failure_logged = float("-inf")  # monotonic time the last failed flush was logged
 
     def add(self, row: ClickRow) -> None:
         if self.enabled:
@@ -450,10 +451,15 @@ class ClickWriter:
                 with self.engine.begin() as conn:
                     insert_clicks(conn, rows, self._columns)
             except Exception:
-                # Never drop accepted clicks: put them back and retry on the next tick.
-                log.exception("click flush failed; %d clicks kept for retry", len(rows))
+                # Never drop accepted clicks: put them back and retry on the next tick (logged at most once a
+                # minute while it keeps failing: a tick is 20 ms).
+                now = time.monotonic()
+                if now - self._failure_logged >= 60.0:
+                    self._failure_logged = now
+                    log.exception("click flush failed; %d clicks kept for retry", len(rows))
                 buffer.extendleft(reversed(rows))
                 return 0
+            self._failure_logged = float("-inf")
             self.written += len(rows)
             return len(rows)
 
