@@ -396,19 +396,23 @@ def audit_verify() -> None:
 @db_app.command("check")
 def db_check() -> None:
     """Check what the schema leaves to the code instead of foreign keys: every ledger posting has its entry and
-    account and every entry balances; every inbox event's brand exists. Exit 1 naming the problems."""
+    account and every entry balances; every inbox event's brand exists. And that every brand signing secret
+    opens under the current data key. Exit 1 naming the problems."""
     from clearline.ingest import integrity as inbox
+    from clearline.ingest import signatures
     from clearline.ledger import service as ledger
 
     with command_unit() as session:
         report = ledger.integrity(session)
         orphans = inbox.orphans(session)
+        sealed = signatures.unreadable(session)
     problems = [f"ledger: {problem}" for problem in report.problems[:20]] + [f"inbox: {line}" for line in orphans]
+    problems += [f"secrets: {line}" for line in sealed]
     if problems:
         fail(f"{len(problems)} problem(s) found (at most 20 of each kind shown): " + "; ".join(problems))
     console.print(
         f"[green]database intact[/]: {report.entries} ledger entries and {report.postings} postings; "
-        "every inbox event's brand exists"
+        "every inbox event's brand exists; every signing secret opens"
     )
 
 

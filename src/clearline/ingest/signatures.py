@@ -221,3 +221,20 @@ def rekey(session: Session, actor: Actor, *, old_key: bytes) -> dict[str, int]:
         brand = brand_repository.get(session, actor, brand_id)
         audit.record(session, actor, "brand_secret.rekeyed", brand, after={"resealed": count})
     return {"resealed": len(resealed), "current": len(rows) - len(resealed)}
+
+
+def unreadable(session: Session, *, limit: int = 20) -> list[str]:
+    """One line per stored signing secret that does not open under the current data key (at most ``limit``): a
+    changed key not yet followed by `rekey`, or a damaged value. Empty when every one opens."""
+    found: list[str] = []
+    for row in session.scalars(select(BrandSecret).order_by(BrandSecret.id)):
+        try:
+            open_secret(row.sealed_secret, brand_id=row.brand_id, kind=row.kind)
+        except UnreadableSecretError:
+            found.append(
+                f"brand_secrets row {row.id} (brand {row.brand_id}, {row.kind}) does not open under the current "
+                "data key: run `clearline secrets rekey` with the old key, or rotate it"
+            )
+            if len(found) >= limit:
+                break
+    return found
