@@ -1,8 +1,9 @@
 """order_files: the order CSVs accepted whole, by the SHA-256 of their bytes per brand
 
 The same bytes imported again for the same brand are the same orders again (the same inbox bodies, all
-duplicates): one look-up on (brand_id, sha256) answers for the whole file instead of one per order. A row is
-written only when every order of the file was accepted (no row rejected), in the unit of work that stores them.
+duplicates): one look-up answers for the whole file instead of one per order. A row is written only when every
+order of the file was accepted (no row rejected), in the unit of work that stores them. ``size`` is looked up
+first, so a file of a size never seen is checked without waiting for its digest (computed meanwhile).
 
 Revision ID: 3f8a61c0d2e9
 Revises: 5d7d7058b3c7
@@ -28,6 +29,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("brand_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("filename", sa.String(length=255), nullable=False),
         sa.Column(
             "accepted_at",

@@ -363,6 +363,17 @@ class TestTheSameBytes:
 
         assert _files(db, shop.brand_id) == []
 
+    def test_another_file_of_the_same_size_is_checked_order_by_order(self, db, shop):
+        data = good_file(shop.coupon_code, when="2026-11-20T10:00:00Z")
+        _import(db, shop, data)
+        other = data.replace("C-2,", "C-3,")
+        assert len(other) == len(data)
+
+        report = _import(db, shop, other)
+
+        assert (report.orders, report.duplicates, report.first_accepted_at) == (1, 1, None)
+        assert counts(db, shop.brand_id)["events"] == 3
+
     def test_the_same_orders_in_other_bytes_take_the_per_order_path_and_are_all_duplicates(self, db, shop):
         when = "2026-11-20T10:00:00Z"
         data = good_file(shop.coupon_code, when=when)

@@ -353,8 +353,8 @@ def accept_orders(
     ``quarantine``: good orders are stored and bad rows are reported for a rejects file."""
     actor.require(*IMPORTERS, brand_id=brand.id)
     started = time.perf_counter()
-    sha256 = csv_store.file_digest(data)
-    earlier = csv_store.accepted_file(session, brand_id=brand.id, sha256=sha256)
+    digest = csv_store.FileDigest(data)
+    earlier = csv_store.accepted_file(session, brand_id=brand.id, digest=digest)
     if earlier is not None:
         return _accepted_before(session, earlier, brand_id=brand.id, data=data, started=started)
     checking = FileCheck(data)
@@ -431,7 +431,7 @@ def accept_orders(
     if not errors:  # every order accepted: these bytes are the same orders whenever they come again
         orders_in_file = report.orders + report.duplicates
         csv_store.record_file(
-            session, brand_id=brand.id, sha256=sha256, filename=filename, orders=orders_in_file, rows=report.rows
+            session, brand_id=brand.id, digest=digest, filename=filename, orders=orders_in_file, rows=report.rows
         )
     # Checking and storing overlap for a new file: "store" is the rest of the wall time, mostly the server's.
     report.seconds = {"check": checking.seconds, "store": time.perf_counter() - started - checking.seconds}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clearline.kit.db import Base, BigId, UTCDateTime
@@ -46,6 +46,7 @@ class OrderFile(Base):
     id: Mapped[int] = pk()
     brand_id: Mapped[int] = mapped_column(BigId, ForeignKey("brands.id"))
     sha256: Mapped[str] = mapped_column(String(64), doc="SHA-256 of the file's bytes as uploaded, hex.")
+    size: Mapped[int] = mapped_column(BigInteger, doc="The file's size in bytes (looked up before its digest).")
     filename: Mapped[str] = mapped_column(String(255), default="", doc="Its name when first accepted.")
     accepted_at: Mapped[dt.datetime] = created_at()
     orders: Mapped[int] = mapped_column(Integer, doc="Orders in the file (stored then, or known already).")
