@@ -215,6 +215,18 @@ class TestRefusals:
         }
         assert _inbox(brand.url) == []
 
+    def test_an_id_with_a_nul_character_is_a_422_naming_it_not_a_failed_store(self, intake, brand):
+        # PostgreSQL text cannot hold NUL: stored as the inbox's key it failed the insert (a 500).
+        body = order_body(order_id="A\u0000B")
+
+        status, payload = asyncio.run(_post(intake, brand, body))
+
+        assert status == 422
+        assert [(e["loc"], e["msg"]) for e in payload["errors"]] == [
+            (["order_id"], "Value error, must not contain a NUL character")
+        ]
+        assert _inbox(brand.url) == []
+
     def test_a_secret_rotated_after_the_keys_were_loaded_works_at_once(self, intake, brand, monkeypatch):
         intake.keys.stop()  # no poll in between: the postback itself must find the new secret
         intake.keys.load()  # loaded just before the rotation: the postback waits for the next load allowed

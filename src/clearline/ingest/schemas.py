@@ -8,7 +8,7 @@ import hashlib
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from clearline.kit import money
 
@@ -45,6 +45,16 @@ def _decimal_string(value: Any) -> Any:
 Money = Annotated[Decimal, BeforeValidator(_decimal_string), Field(ge=0)]
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")  # (PostgreSQL text cannot hold one: a 500 otherwise)
+    return value
+
+
+# An order's or refund's id at its source: the inbox's key.
+EventId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_no_nul)]
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
@@ -63,7 +73,7 @@ class OrderLineIn(_In):
 
 
 class OrderIn(_In):
-    order_id: str = Field(min_length=1, max_length=128)
+    order_id: EventId
     created_at: dt.datetime
     currency: str
     customer: CustomerIn | None = None
@@ -125,8 +135,8 @@ class RefundLineIn(_In):
 
 
 class RefundIn(_In):
-    refund_id: str = Field(min_length=1, max_length=128)
-    order_id: str = Field(min_length=1, max_length=128)
+    refund_id: EventId
+    order_id: EventId
     created_at: dt.datetime
     kind: Literal["return", "chargeback"] = "return"
     lines: list[RefundLineIn] = Field(min_length=1)

@@ -1,9 +1,10 @@
 """Secrets kept encrypted at rest that must be read back in clear (a brand's signing secret verifies HMACs,
 so a hash will not do): AES-256-GCM under the data key.
 
-A sealed value is ``v1:`` + base64url(nonce ‖ ciphertext ‖ tag). The caller's ``context`` (which row and
-field the value belongs to) is authenticated with it, so a value copied to another row does not open, any
-more than an altered one or one sealed under another key. The version prefix leaves room for another
+A sealed value is ``v1:`` + base64url(nonce ‖ ciphertext ‖ tag). The caller's ``context`` (for a brand
+signing secret: its brand and channel) is authenticated with it, so a value copied to a row of another context
+does not open, any more than an altered one or one sealed under another key. (Rows of one brand and channel are
+generations of the same secret; a value copied between them still opens.) The version prefix leaves room for another
 cipher or key later without guessing what a stored value is.
 
 The data key is ``CLEARLINE_DATA_KEY`` (32 bytes, base64) or, unset, HKDF-SHA256 of ``secret_key`` under a
