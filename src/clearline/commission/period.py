@@ -83,7 +83,7 @@ def close_period(session: Session, actor: Actor, *, brand_id: int, period: str) 
                 CommissionLine.contract_id == contract.id, CommissionLine.period == period,
                 CommissionLine.rule.in_(PERFORMANCE_RULES))))
             kept = dict(session.execute(select(OrderLine.id, OrderLine.net_amount - OrderLine.refunded_amount).where(
-                OrderLine.id.in_({c.order_line_id for c in performance if c.order_line_id}))).tuples().all())
+                OrderLine.id.in_({c.order_line_id for c in performance if c.order_line_id}))).all())
             revenue = Decimal(0)
             for line_id, net in kept.items():  # each order line once, net of refunds, in contract currency
                 sample = next(c for c in performance if c.order_line_id == line_id)
