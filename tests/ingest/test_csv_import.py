@@ -277,6 +277,20 @@ class TestKnownOrders:
 
         assert _named(caught.value.details) == {(2, "order_id"), (3, "customer_id")}
 
+    def test_a_refused_file_leaves_nothing_in_the_session_even_when_the_caller_goes_on(self, db, shop):
+        # The new order C-3 is stored before the conflict on C-2 is found; the acceptance's own savepoint takes it
+        # back, so a caller that does not roll back (a script, a future endpoint) cannot commit half a file.
+        when = "2026-11-20T10:00:00Z"
+        _import(db, shop, good_file(shop.coupon_code, when=when))
+        before = counts(db, shop.brand_id)
+        changed = good_file(shop.coupon_code, when=when).replace(",3,9.50,", ",4,9.50,")  # C-2: 4 units, not 3
+
+        with pytest.raises(ValidationFailedError) as caught:
+            _import(db, shop, changed + f"C-3,{when},USD,SKU-C1,1,9.50,,,,cust-3,\n")
+
+        assert "imported before with other content" in str(caught.value.details)
+        assert counts(db, shop.brand_id) == before  # no rollback by the caller: still nothing of the file
+
     def test_known_and_new_orders_in_parts_of_one_row(self, db, shop, monkeypatch):
         monkeypatch.setattr(csv_import, "PART_ROWS", 1)
         when = "2026-11-20T10:00:00Z"

@@ -350,8 +350,22 @@ def accept_orders(
 ) -> tuple[CsvReport, Accepted]:
     """Check the whole file and store its good orders raw in the inbox: the import's acceptance (durable
     when the caller commits). Default: any bad row and nothing is stored (the 422 lists every bad row). With
-    ``quarantine``: good orders are stored and bad rows are reported for a rejects file."""
+    ``quarantine``: good orders are stored and bad rows are reported for a rejects file. Under a savepoint:
+    a refusal leaves nothing of the file in the caller's unit of work, whether or not the caller rolls back."""
     actor.require(*IMPORTERS, brand_id=brand.id)
+    savepoint = session.begin_nested()
+    try:
+        accepted = _accept_orders(session, brand=brand, data=data, quarantine=quarantine, filename=filename)
+    except BaseException:
+        savepoint.rollback()
+        raise
+    savepoint.commit()
+    return accepted
+
+
+def _accept_orders(
+    session: Session, *, brand: Brand, data: bytes | str, quarantine: bool, filename: str
+) -> tuple[CsvReport, Accepted]:
     started = time.perf_counter()
     digest = csv_store.FileDigest(data)
     earlier = csv_store.accepted_file(session, brand_id=brand.id, digest=digest)
