@@ -190,15 +190,13 @@ def worker(
     if not (jobs or drain):
         fail("nothing to run: no jobs, and the inbox is drained by serve (CLEARLINE_DRAIN_IN_SERVE is true)")
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM):  # (start_consumer keeps the handlers it finds)
         signal.signal(signum, lambda *_: stop.set())
     consumer = drainer = None
     if jobs:
         from clearline.kit.jobs import start_consumer
 
         consumer = start_consumer()
-        for signum in (signal.SIGINT, signal.SIGTERM):  # the consumer's start took them over
-            signal.signal(signum, lambda *_: stop.set())
     if drain:
         # Beside the intake's process it still shares the machine and the database: while postbacks arrive it
         # keeps to the same adaptive share as serve's own drainer (clearline/ingest/drainer.py).
@@ -209,7 +207,7 @@ def worker(
             poll_interval=poll,
             busy=ArrivalWatch(engine),
             lag_target=lag_target,
-            lag_limit=max(lag_limit, lag_target),
+            lag_limit=lag_limit,  # (one at or under the target: full pressure past the target)
         )
         drainer.start()
     running = ", ".join(name for name, on in (("jobs", jobs), ("drain", drain)) if on)

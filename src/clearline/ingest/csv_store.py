@@ -30,7 +30,7 @@ import polars as pl
 from psycopg import Copy
 from psycopg.copy import QueuedLibpqWriter
 from psycopg.errors import UniqueViolation
-from sqlalchemy import String, bindparam, select, text
+from sqlalchemy import ColumnElement, String, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -259,13 +259,18 @@ def record_file(session: Session, *, brand_id: int, digest: FileDigest, filename
 def any_waiting(session: Session, *, brand_id: int, source: str = "csv") -> bool:
     """Whether any of the brand's orders from this source is stored and not processed yet (an index probe on
     the unhandled events: usually none, and then no file of the brand has an order waiting)."""
-    probe = select(InboxEvent.id).where(
+    probe = select(InboxEvent.id).where(*_waiting_orders(brand_id, source))
+    return session.execute(probe.limit(1)).first() is not None
+
+
+def _waiting_orders(brand_id: int, source: str) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of a brand's stored, unprocessed orders from one source."""
+    return (
         InboxEvent.handled_at.is_(None),
         InboxEvent.brand_id == brand_id,
         InboxEvent.source == source,
         InboxEvent.kind == "order",
     )
-    return session.execute(probe.limit(1)).first() is not None
 
 
 def waiting_among(session: Session, *, brand_id: int, ids: Sequence[str], source: str = "csv") -> set[str]:
@@ -281,10 +286,7 @@ def waiting_among(session: Session, *, brand_id: int, ids: Sequence[str], source
         waiting.update(
             session.scalars(
                 select(InboxEvent.external_id).where(
-                    InboxEvent.brand_id == brand_id,
-                    InboxEvent.source == source,
-                    InboxEvent.kind == "order",
-                    InboxEvent.handled_at.is_(None),
+                    *_waiting_orders(brand_id, source),
                     InboxEvent.external_id.in_(ids[start : start + service.STORE_CHUNK]),
                 )
             )

@@ -25,7 +25,6 @@ has just claimed (how far processing is behind the intake):
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
@@ -37,6 +36,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from clearline.ingest import service
+from clearline.kit.clock import ensure_utc
 from clearline.models import InboxEvent
 
 log = logging.getLogger("clearline.ingest.drainer")
@@ -88,12 +88,8 @@ class ArrivalWatch:
             with self.engine.connect() as conn:
                 newest = conn.scalar(self._newest)
             self._asked = now
-            self._busy = newest is not None and time.time() - _epoch(newest) < self.gap
+            self._busy = newest is not None and time.time() - ensure_utc(newest).timestamp() < self.gap
         return self._busy
-
-
-def _epoch(at: dt.datetime) -> float:
-    return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).timestamp()
 
 
 @dataclass(frozen=True)
