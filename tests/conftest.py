@@ -45,10 +45,15 @@ def drop_database(url: str) -> None:
     admin.dispose()
 
 
-def migrate(url: str) -> None:
+def alembic_config(url: str) -> Config:
+    """The project's Alembic configuration pointed at ``url``."""
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("sqlalchemy.url", url)
-    command.upgrade(config, "head")
+    return config
+
+
+def migrate(url: str) -> None:
+    command.upgrade(alembic_config(url), "head")
 
 
 def use_database(url: str) -> None:

@@ -4,26 +4,19 @@ rename), which must work while other rows reference it, all in one transaction, 
 from __future__ import annotations
 
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, text
 
-from tests.conftest import ROOT, _fresh_database, drop_database
+from tests.conftest import _fresh_database, alembic_config, drop_database
 
 BEFORE = "5c2e8a1f7d43"  # before inbox_events loses its brand foreign key (a rebuild on SQLite)
 AT = "2026-11-20 10:00:00+00:00"
-
-
-def _alembic(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("sqlalchemy.url", url)
-    return config
 
 
 def test_an_order_referencing_its_inbox_event_survives_the_inbox_rebuild_up_and_down(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = _fresh_database(tmp_path, "rebuilds")
     engine = create_engine(url)
     try:
-        command.upgrade(_alembic(url), BEFORE)
+        command.upgrade(alembic_config(url), BEFORE)
         with engine.begin() as connection:
             connection.execute(
                 text(
@@ -49,12 +42,12 @@ def test_an_order_referencing_its_inbox_event_survives_the_inbox_rebuild_up_and_
                 {"at": AT},
             )
 
-        command.upgrade(_alembic(url), "head")
+        command.upgrade(alembic_config(url), "head")
         with engine.connect() as connection:
             assert connection.execute(text("SELECT inbox_event_id FROM orders WHERE id = 9")).scalar_one() == 5
             assert connection.execute(text("SELECT external_id FROM inbox_events WHERE id = 5")).scalar_one() == "O-1"
 
-        command.downgrade(_alembic(url), BEFORE)
+        command.downgrade(alembic_config(url), BEFORE)
         with engine.connect() as connection:
             assert connection.execute(text("SELECT inbox_event_id FROM orders WHERE id = 9")).scalar_one() == 5
             if url.startswith("sqlite"):

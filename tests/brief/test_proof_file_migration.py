@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import ROOT, _fresh_database, drop_database
+from tests.conftest import _fresh_database, alembic_config, drop_database
 
 BEFORE = "9a4d2e7c1b30"
 KEY = "ab" * 32 + ".png"
-
-
-def _alembic(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("sqlalchemy.url", url)
-    return config
 
 
 def test_existing_proofs_get_the_type_of_their_key_and_a_name_from_their_id(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = _fresh_database(tmp_path, "proofmeta")
     engine = create_engine(url)
     try:
-        command.upgrade(_alembic(url), BEFORE)
+        command.upgrade(alembic_config(url), BEFORE)
         with engine.begin() as connection:
             if make_url(url).get_backend_name() == "postgresql":
                 # Only the proofs' own columns matter here: their creative need not exist.
@@ -36,7 +29,7 @@ def test_existing_proofs_get_the_type_of_their_key_and_a_name_from_their_id(tmp_
                     ),
                     {"id": proof_id, "key": key},
                 )
-        command.upgrade(_alembic(url), "head")
+        command.upgrade(alembic_config(url), "head")
         with engine.connect() as connection:
             rows = connection.execute(
                 text("SELECT id, file_name, content_type, size_bytes FROM proofs_of_posting ORDER BY id")
@@ -44,7 +37,7 @@ def test_existing_proofs_get_the_type_of_their_key_and_a_name_from_their_id(tmp_
         assert [tuple(r) for r in rows] == [(7, "proof-7.png", "image/png", 0), (8, "", "", 0)]
         with engine.begin() as connection:
             connection.execute(text("DELETE FROM proofs_of_posting"))  # SQLite's downgrade copies the table
-        command.downgrade(_alembic(url), BEFORE)
+        command.downgrade(alembic_config(url), BEFORE)
     finally:
         engine.dispose()
         drop_database(url)

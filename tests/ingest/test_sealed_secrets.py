@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.config import Config
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
@@ -24,7 +23,7 @@ from clearline.kit.db import engine_for
 from clearline.kit.sealing import UnreadableSecretError
 from clearline.models import Brand
 from tests import factories
-from tests.conftest import ROOT, _fresh_database, drop_database
+from tests.conftest import _fresh_database, alembic_config, drop_database
 from tests.ingest.conftest import POSTBACK_SECRET, SHOPIFY_SECRET, body_hmac, order_body, signed_headers
 
 BEFORE = "7d3b9e4a2c15"  # the revision before the one that encrypts brand_secrets
@@ -167,8 +166,7 @@ class TestPostbackKeys:
     @pytest.fixture
     def committed(self, tmp_path: Path) -> Iterator[sa.Engine]:
         url = _fresh_database(tmp_path, "sealed_keys")
-        config = Config(str(ROOT / "alembic.ini"))
-        config.set_main_option("sqlalchemy.url", url)
+        config = alembic_config(url)
         command.upgrade(config, "head")
         engine = engine_for(url)
         try:
@@ -204,8 +202,7 @@ class TestPostbackKeys:
 class TestMigration:
     def test_existing_secrets_are_encrypted_and_decrypted_back_and_postbacks_still_verify(self, tmp_path: Path):
         url = _fresh_database(tmp_path, "sealing_migration")
-        config = Config(str(ROOT / "alembic.ini"))
-        config.set_main_option("sqlalchemy.url", url)
+        config = alembic_config(url)
         engine = engine_for(url)
         plain = sa.table(
             "brand_secrets",
@@ -259,8 +256,7 @@ class TestMigration:
 
     def test_a_downgrade_that_cannot_decrypt_stops_and_names_the_row(self, tmp_path: Path, switch_data_key):
         url = _fresh_database(tmp_path, "sealing_refused")
-        config = Config(str(ROOT / "alembic.ini"))
-        config.set_main_option("sqlalchemy.url", url)
+        config = alembic_config(url)
         engine = engine_for(url)
         try:
             command.upgrade(config, "head")
